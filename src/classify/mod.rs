@@ -1,0 +1,1 @@
+//! tower-http classifiers for LLM failures (in progress).

@@ -1,0 +1,1 @@
+//! Server-side rendering and guard layers (in progress).

@@ -1,0 +1,1 @@
+//! Server-sent events: parser and in-band error inspection (in progress).
