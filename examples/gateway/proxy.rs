@@ -1,0 +1,218 @@
+//! The gateway: an axum router that forwards every `/v1/...` request to the upstream through a
+//! hyper-util client, streaming the request and response bodies both ways.
+//!
+//! Two places take our layers, both marked `LAYERS:` below:
+//! - [`client_stack`]: the client side (retry, SSE inspection) around the hyper-util client;
+//! - [`router`]: the server side (trace, guards, error rendering in the chosen dialect).
+
+use crate::journal::Journal;
+use crate::upstream::ID_HEADER;
+use axum::{
+    Router,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, Request, Response, Uri, Version, header},
+    routing::any,
+};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
+use tower_llm_errors::{ApiError, BoxError, Dialect, ErrorKind};
+
+/// The client stack as one cloneable service: whatever layers wrap the hyper-util client, the
+/// gateway sees requests and responses with axum bodies.
+pub type UpstreamService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
+
+/// Builds the client stack: a hyper-util legacy client (HTTP/1, plain `http://`) wrapped in
+/// our client layers.
+pub fn client_stack() -> UpstreamService {
+    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
+    let stack = ServiceBuilder::new()
+        .map_response(|res: Response<_>| res.map(Body::new))
+        .map_err(Into::<BoxError>::into)
+        // LAYERS: the client stack goes here, between the adapters above and the client:
+        //     .layer(RetryLayer::new().base_delay(..).max_delay(..).on_retry(|..| {
+        //         crate::journal::record_wait(delay, "server hint" or "backoff")
+        //     }))
+        //     .layer(SseErrorLayer::new())
+        // The retry layer may hand the client a replayable wrapper of the request body; the
+        // client's body type is inferred, so nothing else changes.
+        .service(client);
+    BoxCloneSyncService::new(stack)
+}
+
+/// The gateway's settings and client.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    /// The upstream origin (and optional base path), without a trailing `/`.
+    base: String,
+    dialect: Dialect,
+    client: UpstreamService,
+    /// Set in the demo, so the burst can read what happened to each request.
+    journal: Option<Journal>,
+    /// Print one line per request on stderr (method, path, status, time; never headers).
+    log: bool,
+}
+
+impl Gateway {
+    /// A gateway in front of `upstream`, an `http://host:port[/base]` URL.
+    pub fn new(upstream: &str, dialect: Dialect) -> Result<Gateway, String> {
+        let uri: Uri = upstream
+            .parse()
+            .map_err(|e| format!("--upstream {upstream:?}: {e}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(
+                    "--upstream: https is not supported yet (this example's client has no TLS \
+                     connector); use an http:// endpoint such as a local OpenAI-compatible server"
+                        .into(),
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "--upstream {upstream:?}: expected http://host:port"
+                ));
+            }
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("--upstream {upstream:?}: no host"))?;
+        let base = format!("http://{authority}{}", uri.path().trim_end_matches('/'));
+        Ok(Gateway {
+            base,
+            dialect,
+            client: client_stack(),
+            journal: None,
+            log: false,
+        })
+    }
+
+    /// Records each demo request's waits in `journal`.
+    pub fn journal(mut self, journal: Journal) -> Gateway {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Logs one line per request on stderr.
+    pub fn log(mut self, on: bool) -> Gateway {
+        self.log = on;
+        self
+    }
+}
+
+/// The gateway's axum router: every `/v1/...` request is forwarded.
+pub fn router(gateway: Gateway) -> Router {
+    let dialect = gateway.dialect;
+    let _ = dialect; // LAYERS: used by RenderErrorLayer below.
+    Router::new()
+        .route("/v1/{*path}", any(forward))
+        .with_state(Arc::new(gateway))
+    // LAYERS: the server layers go here (the last `.layer` is the outermost):
+    //     .layer(RenderErrorLayer::new(dialect))          // errors -> the chosen dialect
+    //     .layer(guards: API key header present, JSON Content-Type, body limit)
+    //     .layer(TraceLayer::new(LlmClassifier::new()))   // sees in-band failures too
+}
+
+/// Serves `router` on a fresh 127.0.0.1 port in a background task.
+pub async fn spawn_local(router: Router) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("server on {addr} stopped: {e}");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Headers that describe one hop, not the message: never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let (mut parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    // Logged without the query string: some APIs take the key as a query parameter.
+    let path = parts.uri.path().to_owned();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    parts.uri = match format!("{}{path_and_query}", gw.base).parse() {
+        Ok(uri) => uri,
+        Err(_) => {
+            let err = ApiError::new(ErrorKind::InvalidRequest, "the request path is not valid");
+            return render(&gw, &err);
+        }
+    };
+    // The client sets Host from the upstream URL; every other end-to-end header, the API key
+    // included, goes through untouched.
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    parts.version = Version::HTTP_11;
+    let demo_id = parts
+        .headers
+        .get(ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    let call = gw.client.clone().oneshot(Request::from_parts(parts, body));
+    let result = match (&gw.journal, &demo_id) {
+        (Some(journal), Some(id)) => journal.scope(id, call).await,
+        _ => call.await,
+    };
+
+    let res = match result {
+        Ok(mut res) => {
+            strip_hop_by_hop(res.headers_mut());
+            res
+        }
+        Err(err) => match err.downcast_ref::<ApiError>() {
+            Some(api) => render(&gw, api),
+            None => {
+                if gw.log {
+                    eprintln!("gateway: upstream call failed: {err}");
+                }
+                let api = ApiError::new(ErrorKind::BadGateway, "the upstream could not be reached");
+                render(&gw, &api)
+            }
+        },
+    };
+    if gw.log {
+        eprintln!(
+            "gateway: {method} {path} -> {} ({} ms to headers)",
+            res.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+    }
+    res
+}
+
+/// An error the gateway itself answers with, in its dialect.
+// LAYERS: once RenderErrorLayer is in the router, the client stack's errors can simply be
+// returned (as `Err`) and this goes away.
+fn render(gw: &Gateway, err: &ApiError) -> Response<Body> {
+    err.render(gw.dialect).map(Body::from)
+}
