@@ -250,6 +250,9 @@ fn command_line() {
         &["--listen", "127.0.0.1:1"],
         &["--upstream", "http://x", "--listen", "not an address"],
         &["--bogus"],
+        &["--load", "0"],
+        &["--load", "many"],
+        &["--load", "10", "--upstream", "http://x"],
     ] {
         assert!(parse(bad).is_err(), "{bad:?} should be rejected");
     }

@@ -4,6 +4,7 @@
 //! cargo run --example gateway                       # the demo: flaky upstream, gateway, burst
 //! cargo run --example gateway -- --dialect infuzu   # the same, errors rendered as Infuzu's
 //! cargo run --example gateway -- --upstream http://127.0.0.1:11434 --listen 127.0.0.1:8080
+//! cargo run --release --example gateway -- --load 1000   # with our layers vs without
 //! ```
 //!
 //! The demo starts three things on 127.0.0.1: a flaky OpenAI-compatible upstream
@@ -16,6 +17,7 @@
 mod args;
 mod burst;
 mod journal;
+mod load;
 mod proxy;
 mod upstream;
 
@@ -41,6 +43,13 @@ async fn main() -> ExitCode {
             upstream,
             listen,
         }) => front(dialect, &upstream, listen).await,
+        Ok(Mode::Load { n }) => tokio::task::spawn_blocking(move || load::run(n))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string())),
+        Ok(Mode::LoadChild { variant, n }) => match load::Variant::parse(&variant) {
+            Some(variant) => load::child(variant, n).await,
+            None => Err(format!("unknown load variant {variant:?}")),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,19 +28,28 @@ use tower_llm_errors::{ApiError, BoxError, Dialect, ErrorKind};
 pub type UpstreamService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
 /// Builds the client stack: a hyper-util legacy client (HTTP/1, plain `http://`) wrapped in
-/// our client layers.
-pub fn client_stack() -> UpstreamService {
+/// our client layers, or in none of them when `layers` is false (the load test's baseline).
+pub fn client_stack(layers: bool) -> UpstreamService {
     let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
-    let stack = ServiceBuilder::new()
+    // Adapters only: axum bodies out, boxed errors.
+    let adapt = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
-        .map_err(Into::<BoxError>::into)
-        // LAYERS: the client stack goes here, between the adapters above and the client:
-        //     .layer(RetryLayer::new().base_delay(..).max_delay(..).on_retry(|..| {
-        //         crate::journal::record_wait(delay, "server hint" or "backoff")
-        //     }))
+        .map_err(Into::<BoxError>::into);
+    if !layers {
+        return BoxCloneSyncService::new(adapt.service(client));
+    }
+    let stack = adapt
+        // LAYERS: the client stack goes here, between the adapters above and the client,
+        // with delays kept small so the demo stays fast:
+        //     .layer(RetryLayer::new()
+        //         .base_delay(Duration::from_millis(50))
+        //         .max_delay(Duration::from_millis(400))
+        //         .max_retry_after(Duration::from_secs(2))
+        //         .on_retry(|.., delay, err| crate::journal::record_wait(delay, why)))
         //     .layer(SseErrorLayer::new())
-        // The retry layer may hand the client a replayable wrapper of the request body; the
-        // client's body type is inferred, so nothing else changes.
+        // `why` is "server hint" when the delay came from the error's retry_after(), else
+        // "backoff". The retry layer may hand the client a replayable wrapper of the request
+        // body; the client's body type is inferred, so nothing else changes.
         .service(client);
     BoxCloneSyncService::new(stack)
 }
@@ -56,6 +65,8 @@ pub struct Gateway {
     journal: Option<Journal>,
     /// Print one line per request on stderr (method, path, status, time; never headers).
     log: bool,
+    /// With our layers (the default) or without (the load test's baseline).
+    layers: bool,
 }
 
 impl Gateway {
@@ -86,15 +97,23 @@ impl Gateway {
         Ok(Gateway {
             base,
             dialect,
-            client: client_stack(),
+            client: client_stack(true),
             journal: None,
             log: false,
+            layers: true,
         })
     }
 
     /// Records each demo request's waits in `journal`.
     pub fn journal(mut self, journal: Journal) -> Gateway {
         self.journal = Some(journal);
+        self
+    }
+
+    /// The same gateway with none of our layers: a plain streaming proxy.
+    pub fn without_layers(mut self) -> Gateway {
+        self.client = client_stack(false);
+        self.layers = false;
         self
     }
 
@@ -107,11 +126,15 @@ impl Gateway {
 
 /// The gateway's axum router: every `/v1/...` request is forwarded.
 pub fn router(gateway: Gateway) -> Router {
-    let dialect = gateway.dialect;
-    let _ = dialect; // LAYERS: used by RenderErrorLayer below.
-    Router::new()
+    let (dialect, layers) = (gateway.dialect, gateway.layers);
+    let router = Router::new()
         .route("/v1/{*path}", any(forward))
-        .with_state(Arc::new(gateway))
+        .with_state(Arc::new(gateway));
+    if !layers {
+        return router;
+    }
+    let _ = dialect; // LAYERS: used by RenderErrorLayer below.
+    router
     // LAYERS: the server layers go here (the last `.layer` is the outermost):
     //     .layer(RenderErrorLayer::new(dialect))          // errors -> the chosen dialect
     //     .layer(guards: API key header present, JSON Content-Type, body limit)

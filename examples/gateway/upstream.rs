@@ -122,20 +122,29 @@ const fn scenario(name: &'static str, stream: bool, script: &'static [Step]) -> 
 }
 
 /// The upstream's shared state: attempts seen per request id.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Upstream {
     attempts: Arc<Mutex<HashMap<String, u32>>>,
     /// Pause between two stream events (zero in tests).
     gap: Duration,
+    /// Content deltas in a normal stream.
+    deltas: usize,
 }
 
 impl Upstream {
     /// An upstream that pauses `gap` between stream events.
     pub fn new(gap: Duration) -> Upstream {
         Upstream {
+            attempts: Arc::default(),
             gap,
-            ..Upstream::default()
+            deltas: ANSWER.len(),
         }
+    }
+
+    /// Normal streams carry `n` content deltas (the load test uses long streams).
+    pub fn stream_len(mut self, n: usize) -> Upstream {
+        self.deltas = n;
+        self
     }
 
     /// How many attempts the upstream has seen for request `id`.
@@ -202,7 +211,7 @@ async fn chat_completions(
         .unwrap_or(Step::Answer);
 
     let mut res = match step {
-        Step::Answer if stream => sse(up.gap, answer_events()),
+        Step::Answer if stream => sse(up.gap, answer_events(up.deltas)),
         Step::Answer => json(StatusCode::OK, &[], answer_json()),
         Step::Fail {
             status,
@@ -219,7 +228,7 @@ async fn chat_completions(
             )],
         ),
         Step::StreamErrorMidway => {
-            let mut events = answer_events();
+            let mut events = answer_events(up.deltas);
             events.truncate(3);
             events.push(data(r#"{"error":{"message":"The model stopped while generating.","type":"server_error","code":"internal_server_error","param":null}}"#));
             sse(up.gap, events)
@@ -291,8 +300,8 @@ fn answer_json() -> String {
     .to_string()
 }
 
-/// The events of a normal stream: one delta per word, a final chunk, then `[DONE]`.
-fn answer_events() -> Vec<String> {
+/// The events of a normal stream: `deltas` word deltas, a final chunk, then `[DONE]`.
+fn answer_events(deltas: usize) -> Vec<String> {
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
         let v = serde_json::json!({
             "id": "chatcmpl-demo",
@@ -305,6 +314,8 @@ fn answer_events() -> Vec<String> {
     };
     let mut events: Vec<String> = ANSWER
         .iter()
+        .cycle()
+        .take(deltas)
         .map(|w| chunk(serde_json::json!({ "content": w }), None))
         .collect();
     events.push(chunk(serde_json::json!({}), Some("stop")));
