@@ -39,6 +39,8 @@ pub struct Row {
     pub outcome: String,
     /// In-band error events the client saw in a `200` stream.
     pub in_band: u32,
+    /// The body of an error response, as the client received it (cut at 300 characters).
+    pub error_body: Option<String>,
     /// Wall time, from sending to the end of the body.
     pub took: Duration,
 }
@@ -75,8 +77,8 @@ pub async fn run(
         let client = client.clone();
         tasks.spawn(async move {
             let t0 = Instant::now();
-            let (outcome, in_band) = call(&client, gateway, &scenario, &id).await;
-            (i, id, outcome, in_band, t0.elapsed())
+            let answer = call(&client, gateway, &scenario, &id).await;
+            (i, id, answer, t0.elapsed())
         });
     }
 
@@ -86,13 +88,14 @@ pub async fn run(
     loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
-                Some(Ok((i, id, outcome, in_band, took))) => {
+                Some(Ok((i, id, answer, took))) => {
                     let row = Row {
                         attempts: upstream.attempts(&id),
                         waits: journal.waits(&id),
                         id,
-                        outcome,
-                        in_band,
+                        outcome: answer.outcome,
+                        in_band: answer.in_band,
+                        error_body: answer.error_body,
                         took,
                     };
                     rows[i] = Some(row);
@@ -133,13 +136,30 @@ fn draw(done: usize, total: usize, elapsed: Duration) {
     let _ = err.flush();
 }
 
-/// Sends one request and reads the whole answer; returns the outcome and the in-band errors seen.
+/// What the client made of one answer.
+struct Answer {
+    outcome: String,
+    in_band: u32,
+    error_body: Option<String>,
+}
+
+impl Answer {
+    fn plain(outcome: String) -> Answer {
+        Answer {
+            outcome,
+            in_band: 0,
+            error_body: None,
+        }
+    }
+}
+
+/// Sends one request and reads the whole answer.
 async fn call(
     client: &Client<HttpConnector, Full<Bytes>>,
     gateway: SocketAddr,
     scenario: &Scenario,
     id: &str,
-) -> (String, u32) {
+) -> Answer {
     let body = serde_json::json!({
         "model": "demo-model",
         "stream": scenario.stream,
@@ -153,11 +173,11 @@ async fn call(
         .body(Full::new(Bytes::from(body.to_string())));
     let req = match req {
         Ok(req) => req,
-        Err(e) => return (format!("bad request: {e}"), 0),
+        Err(e) => return Answer::plain(format!("bad request: {e}")),
     };
     let res = match client.request(req).await {
         Ok(res) => res,
-        Err(e) => return (format!("transport error: {e}"), 0),
+        Err(e) => return Answer::plain(format!("transport error: {e}")),
     };
     let (parts, body) = res.into_parts();
     let is_sse = parts
@@ -168,22 +188,26 @@ async fn call(
     if is_sse {
         read_stream(parts.status, body).await
     } else {
-        (read_json(parts.status, &parts.headers, body).await, 0)
+        read_json(parts.status, &parts.headers, body).await
     }
 }
 
-async fn read_json(status: StatusCode, headers: &HeaderMap, body: Incoming) -> String {
+async fn read_json(status: StatusCode, headers: &HeaderMap, body: Incoming) -> Answer {
     let bytes = match Limited::new(body, MAX_ERROR_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) => return format!("{} then body error: {e}", status.as_u16()),
+        Err(e) => return Answer::plain(format!("{} then body error: {e}", status.as_u16())),
     };
     match ApiError::from_response(status, headers, &bytes) {
-        None => format!("{} answer", status.as_u16()),
-        Some(err) => describe(status, &err),
+        None => Answer::plain(format!("{} answer", status.as_u16())),
+        Some(err) => Answer {
+            outcome: describe(status, &err),
+            in_band: 0,
+            error_body: Some(String::from_utf8_lossy(&bytes).chars().take(300).collect()),
+        },
     }
 }
 
-async fn read_stream(status: StatusCode, body: Incoming) -> (String, u32) {
+async fn read_stream(status: StatusCode, body: Incoming) -> Answer {
     let mut events = BodyDataStream::new(body).eventsource();
     let (mut deltas, mut in_band, mut done) = (0u32, 0u32, false);
     let mut first_error: Option<ApiError> = None;
@@ -219,7 +243,11 @@ async fn read_stream(status: StatusCode, body: Incoming) -> (String, u32) {
         (None, false) if deltas == 0 => format!("{s} stream, no events"),
         (None, false) => format!("{s} stream, {deltas} deltas, no [DONE]"),
     };
-    (outcome, in_band)
+    Answer {
+        outcome,
+        in_band,
+        error_body: None,
+    }
 }
 
 fn describe(status: StatusCode, err: &ApiError) -> String {
@@ -280,4 +308,16 @@ pub fn print_table(rows: &[Row]) {
     for row in &cells {
         line(row);
     }
+}
+
+/// What the columns mean, printed under the table.
+pub const LEGEND: &str = "\
+attempts: requests the upstream saw for this one; waited/why: pauses before retries (server
+hint or backoff); in-band: error events the client found inside a 200 stream.";
+
+/// The first error body in `rows` whose request id starts with `scenario`, as the client got it.
+pub fn sample_error<'a>(rows: &'a [Row], scenario: &str) -> Option<(&'a str, &'a str)> {
+    rows.iter()
+        .filter(|r| r.id.starts_with(scenario))
+        .find_map(|r| Some((r.id.as_str(), r.error_body.as_deref()?)))
 }

@@ -75,9 +75,7 @@ async fn demo(dialect: Dialect) -> Result<(), String> {
         .map_err(io)?;
 
     println!("flaky upstream  http://{upstream_addr}/v1/chat/completions");
-    println!(
-        "gateway         http://{gateway_addr}/v1/chat/completions  (errors rendered as {dialect})"
-    );
+    println!("gateway         http://{gateway_addr}/v1/chat/completions  (dialect: {dialect})");
     println!();
 
     let rows = burst::run(
@@ -88,6 +86,12 @@ async fn demo(dialect: Dialect) -> Result<(), String> {
     )
     .await;
     burst::print_table(&rows);
+    println!("\n{}", burst::LEGEND);
+    // LAYERS: once RenderErrorLayer is in the gateway, this body is in the chosen dialect.
+    if let Some((id, body)) = burst::sample_error(&rows, "402-out-of-funds") {
+        println!("\nthe client got this body for {id} (passed through as the upstream sent it):");
+        println!("  {body}");
+    }
 
     gateway_server.abort();
     upstream_server.abort();
@@ -101,9 +105,7 @@ async fn front(dialect: Dialect, upstream: &str, listen: SocketAddr) -> Result<(
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
-        "gateway: http://{addr}/v1/... -> {upstream} (errors rendered as {dialect}); Ctrl-C stops"
-    );
+    eprintln!("gateway: http://{addr}/v1/... -> {upstream} (dialect: {dialect}); Ctrl-C stops");
     axum::serve(listener, proxy::router(gateway))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -194,7 +194,9 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response
     // included, goes through untouched.
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
-    parts.version = Version::HTTP_11;
+    // The upstream hop is HTTP/1.1 whatever the client spoke; the answer goes back in the
+    // client's version.
+    let client_version = std::mem::replace(&mut parts.version, Version::HTTP_11);
     let demo_id = parts
         .headers
         .get(ID_HEADER)
@@ -210,6 +212,7 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response
     let res = match result {
         Ok(mut res) => {
             strip_hop_by_hop(res.headers_mut());
+            *res.version_mut() = client_version;
             res
         }
         Err(err) => match err.downcast_ref::<ApiError>() {
