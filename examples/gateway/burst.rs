@@ -1,5 +1,9 @@
 //! The client burst: one request per scenario (a few of them several times), all at once,
 //! through the gateway; a progress bar on stderr while they run; then one table row each.
+//!
+//! The client reads error bodies up to 64 KiB and parses streams with `eventsource-stream`
+//! (which does not bound its line buffer: fine here, where the peer is our own gateway in front
+//! of our own upstream; the crate's `sse::Parser` has limits and can replace it).
 
 use crate::journal::{Journal, Wait};
 use crate::upstream::{ID_HEADER, SCENARIO_HEADER, SCENARIOS, Scenario, Upstream};

@@ -14,6 +14,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tower_llm_errors::ApiError;
 
 /// One pause before a retry.
 #[derive(Clone, Debug)]
@@ -45,7 +46,6 @@ tokio::task_local! {
 
 /// Records a wait for the request in flight on this task; does nothing outside
 /// [`Journal::scope`].
-#[allow(dead_code)] // LAYERS: called from the retry layer's on_retry hook once it is wired in.
 pub fn record_wait(delay: Duration, why: impl Into<String>) {
     let _ = CURRENT.try_with(|r| {
         r.push(Wait {
@@ -53,6 +53,17 @@ pub fn record_wait(delay: Duration, why: impl Into<String>) {
             why: why.into(),
         })
     });
+}
+
+/// Records a retry of the request in flight, with why it waited that long: a server hint when
+/// the error carried one (`retry-after-ms`, `Retry-After`, ...), else backoff.
+#[allow(dead_code)] // LAYERS: the retry layer's on_retry hook calls this once it is wired in.
+pub fn record_retry(delay: Duration, err: Option<&ApiError>) {
+    let why = match err.and_then(ApiError::retry_after_source) {
+        Some(source) => format!("hint {}", source.as_str()),
+        None => "backoff".to_owned(),
+    };
+    record_wait(delay, why);
 }
 
 /// Records per demo request id.

@@ -45,11 +45,10 @@ pub fn client_stack(layers: bool) -> UpstreamService {
         //         .base_delay(Duration::from_millis(50))
         //         .max_delay(Duration::from_millis(400))
         //         .max_retry_after(Duration::from_secs(2))
-        //         .on_retry(|.., delay, err| crate::journal::record_wait(delay, why)))
+        //         .on_retry(|.., delay, err| crate::journal::record_retry(delay, err)))
         //     .layer(SseErrorLayer::new())
-        // `why` is "server hint" when the delay came from the error's retry_after(), else
-        // "backoff". The retry layer may hand the client a replayable wrapper of the request
-        // body; the client's body type is inferred, so nothing else changes.
+        // The retry layer may hand the client a replayable wrapper of the request body; the
+        // client's body type is inferred, so nothing else changes.
         .service(client);
     BoxCloneSyncService::new(stack)
 }

@@ -9,6 +9,9 @@
 //!
 //! The failures reproduce the shapes real providers send (status, headers, JSON body); the
 //! messages are our own.
+//!
+//! It is a demo fixture on 127.0.0.1: the attempt counters live as long as the process, one per
+//! request id seen.
 
 use axum::{
     Router,
