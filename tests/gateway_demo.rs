@@ -222,6 +222,59 @@ async fn the_response_body_streams_through() {
     .expect("finished");
 }
 
+/// The gateway streams the request body too: the upstream gets the first chunk while the
+/// client still holds the second back (it sends it only once the upstream reported the first).
+#[tokio::test]
+async fn the_request_body_streams_through() {
+    tokio::time::timeout(HANG_GUARD, async {
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Bytes>();
+        let first_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(first_tx)));
+        let echo = Router::new().route(
+            "/v1/chat/completions",
+            post(move |mut body: Body| async move {
+                let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+                if let Some(tx) = first_tx.lock().unwrap().take() {
+                    let _ = tx.send(first.clone());
+                }
+                let rest = body.collect().await.unwrap().to_bytes();
+                format!(
+                    "{}|{}",
+                    String::from_utf8_lossy(&first),
+                    String::from_utf8_lossy(&rest)
+                )
+            }),
+        );
+        let (upstream, _) = proxy::spawn_local(echo).await.unwrap();
+        let gateway = proxy::Gateway::new(&format!("http://{upstream}"), Dialect::OpenAi).unwrap();
+        let (gateway, _) = proxy::spawn_local(proxy::router(gateway)).await.unwrap();
+
+        let (chunks, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(chunk)),
+                rx,
+            ))
+        });
+        let req = Request::post(format!("http://{gateway}/v1/chat/completions"))
+            .body(http_body_util::StreamBody::new(Box::pin(frames)))
+            .unwrap();
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let call = tokio::spawn(async move { client.request(req).await });
+
+        chunks.send(Bytes::from_static(b"hello ")).await.unwrap();
+        assert_eq!(first_rx.await.unwrap(), Bytes::from_static(b"hello "));
+        chunks.send(Bytes::from_static(b"world")).await.unwrap();
+        drop(chunks);
+        let res = call.await.unwrap().unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let echoed = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(echoed, Bytes::from_static(b"hello |world"));
+    })
+    .await
+    .expect("finished");
+}
+
 #[test]
 fn command_line() {
     use args::{Mode, parse_args};
