@@ -325,6 +325,22 @@ fn command_line() {
     }
 }
 
+#[tokio::test]
+async fn a_base_path_in_the_upstream_url_is_kept() {
+    tokio::time::timeout(HANG_GUARD, async {
+        let api = Router::new().route("/api/v1/chat/completions", post(|| async { "under /api" }));
+        let (upstream, _) = proxy::spawn_local(api).await.unwrap();
+        let gateway =
+            proxy::Gateway::new(&format!("http://{upstream}/api/"), Dialect::OpenAi).unwrap();
+        let (gateway, _) = proxy::spawn_local(proxy::router(gateway)).await.unwrap();
+        let res = post_chat(gateway, Some("sk-test")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.body(), &Bytes::from_static(b"under /api"));
+    })
+    .await
+    .expect("finished");
+}
+
 #[test]
 fn upstream_urls() {
     assert!(proxy::Gateway::new("http://127.0.0.1:11434", Dialect::OpenAi).is_ok());
