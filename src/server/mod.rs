@@ -1,1 +1,14 @@
-//! Server-side rendering and guard layers (in progress).
+//! Server side: render every failure of an LLM gateway in one dialect (feature `server`).
+//!
+//! TODO module docs
+pub(crate) mod body;
+pub mod render;
+pub(crate) mod response;
+
+pub use body::ServerBody;
+pub use render::RenderErrorLayer;
+pub use response::{ErrorSource, InDialect, X_REQUEST_ID};
+pub mod api_key;
+pub use api_key::{ApiKey, ApiKeyLayer, KeyVerdict};
+pub mod json_body;
+pub use json_body::JsonBodyLayer;
