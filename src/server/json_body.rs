@@ -29,13 +29,15 @@
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::{BodyExt, Full};
 //! use tower::{ServiceBuilder, ServiceExt};
-//! use tower_llm_errors::{Dialect, server::JsonBodyLayer};
+//! use tower_llm_errors::{Dialect, server::{JsonBodyLayer, ServerBody}};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let svc = ServiceBuilder::new()
 //!     .layer(JsonBodyLayer::new(Dialect::OpenAi).require("messages"))
-//!     .service_fn(|req: Request<_>| async move {
+//!     .service_fn(|req: Request<ServerBody<Full<Bytes>>>| async move {
+//!         // The handler gets the very bytes the client sent.
 //!         let body = req.into_body().collect().await?.to_bytes();
+//!         assert_eq!(&body[..], br#"{"messages":[1]}"#);
 //!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(body)))
 //!     });
 //! let post = |body: &'static str| {
