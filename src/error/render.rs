@@ -353,17 +353,17 @@ impl ApiError {
     /// ```
     pub fn render(&self, dialect: Dialect) -> Response<Bytes> {
         let rendered = self.render_parts(dialect, SystemTime::now());
-        self.into_response_parts(rendered)
+        self.response_from_parts(rendered)
     }
 
     /// [`ApiError::render`] with an explicit clock for the envelope's `meta.timestamp` (used
     /// when the error has no timestamp of its own). Mainly for tests.
     pub fn render_at(&self, dialect: Dialect, now: SystemTime) -> Response<Bytes> {
         let rendered = self.render_parts(dialect, now);
-        self.into_response_parts(rendered)
+        self.response_from_parts(rendered)
     }
 
-    fn into_response_parts(&self, rendered: Rendered) -> Response<Bytes> {
+    fn response_from_parts(&self, rendered: Rendered) -> Response<Bytes> {
         let mut res = Response::new(Bytes::from(rendered.body));
         *res.status_mut() = rendered.status;
         let headers = res.headers_mut();
