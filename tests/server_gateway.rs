@@ -735,3 +735,255 @@ async fn parse_sse(text: &str) -> Vec<(String, String)> {
         .collect()
         .await
 }
+
+// ---------------------------------------------------------------------------------------------
+// Translation: an upstream in any dialect, re-rendered in the gateway's.
+
+/// (name, status, extra header, request id, body), written from each dialect's documented shape.
+const UPSTREAMS: &[(&str, u16, (&str, &str), &str, &str)] = &[
+    (
+        "infuzu",
+        429,
+        ("x-request-id", "up_infuzu"),
+        "up_infuzu",
+        r#"{"error":{"code":"rate_limit_exceeded","message":"Daily limit reached."}}"#,
+    ),
+    (
+        "envelope",
+        429,
+        ("x-request-id", "up_envelope"),
+        "up_envelope",
+        r#"{"success":false,"error":{"code":"RATE_LIMIT_EXCEEDED","message":"Daily limit reached."},"meta":{"request_id":"up_envelope","timestamp":"2024-01-01T00:00:00Z"}}"#,
+    ),
+    (
+        "openai",
+        429,
+        ("x-request-id", "up_openai"),
+        "up_openai",
+        r#"{"error":{"message":"Daily limit reached.","type":"rate_limit_error","code":"rate_limit_exceeded","param":null}}"#,
+    ),
+    (
+        "infron",
+        429,
+        ("x-request-id", "up_infron"),
+        "up_infron",
+        r#"{"error":{"code":429,"message":"Daily limit reached.","type":"","param":""}}"#,
+    ),
+    (
+        "anthropic",
+        429,
+        ("request-id", "up_anthropic"),
+        "up_anthropic",
+        r#"{"type":"error","error":{"type":"rate_limit_error","message":"Daily limit reached."},"request_id":"up_anthropic"}"#,
+    ),
+];
+
+fn upstream() -> Router {
+    Router::new()
+        .route(
+            "/up/{name}",
+            get(|Path(name): Path<String>| async move {
+                if name == "html" {
+                    return (
+                        StatusCode::BAD_GATEWAY,
+                        [("content-type", "text/html")],
+                        "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                    )
+                        .into_response();
+                }
+                if name == "overloaded" {
+                    return (
+                        StatusCode::from_u16(529).unwrap(),
+                        [("content-type", "application/json"), ("request-id", "up_529")],
+                        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"up_529"}"#,
+                    )
+                        .into_response();
+                }
+                if name == "ok" {
+                    return r#"{"choices":[]}"#.into_response();
+                }
+                let &(_, status, header, _, body) =
+                    UPSTREAMS.iter().find(|u| u.0 == name).unwrap();
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [
+                        ("content-type", "application/json"),
+                        header,
+                        ("retry-after", "3"),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }),
+        )
+}
+
+#[tokio::test]
+async fn upstream_errors_are_re_rendered_in_the_gateway_dialect() {
+    let up = Served::start(upstream()).await;
+    for d in Dialect::ALL {
+        let gw = Served::start(gateway(d, Some(up.addr))).await;
+        let get = |path: String| {
+            request("GET", &gw.url(&path))
+                .header("authorization", format!("Bearer {GOOD}"))
+                .body(Full::default())
+                .unwrap()
+        };
+        for &(name, status, _, up_id, _) in UPSTREAMS {
+            let (st, headers, body) = gw.send(get(format!("/proxy/{name}"))).await;
+            assert_eq!(st.as_u16(), status, "{name} -> {d}: {body}");
+            assert_eq!(headers["retry-after"], "3", "{name} -> {d}");
+            assert_eq!(headers["x-request-id"], up_id, "{name} -> {d}");
+            let want = Want {
+                message: "Daily limit reached.",
+                param: None,
+                issue: None,
+                infuzu: "rate_limit_exceeded",
+                envelope: "RATE_LIMIT_EXCEEDED",
+                openai: ("rate_limit_error", "rate_limit_exceeded"),
+                infron_type: "rate_limit_error",
+                anthropic: "rate_limit_error",
+            };
+            // The upstream's request id is kept where the dialect has a place for it.
+            let body = pin_timestamp(&body).replace(up_id, RID);
+            assert_eq!(body, shape(d, status, &want), "{name} -> {d}");
+        }
+        // Anthropic's 529 is an overload everywhere; only Anthropic keeps the status.
+        let (st, headers, body) = gw.send(get("/proxy/overloaded".into())).await;
+        let want = if d == Dialect::Anthropic { 529 } else { 503 };
+        assert_eq!(st.as_u16(), want, "{d}: {body}");
+        assert_eq!(headers["x-request-id"], "up_529");
+        assert!(body.contains("Overloaded"), "{body}");
+        // An HTML proxy page: the status decides, the page is not echoed.
+        let (st, _, body) = gw.send(get("/proxy/html".into())).await;
+        assert_eq!(st, StatusCode::BAD_GATEWAY, "{d}");
+        assert!(
+            !body.contains("<html") && serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+            "{body}"
+        );
+        // Successes pass through untouched.
+        let (st, _, body) = gw.send(get("/proxy/ok".into())).await;
+        assert_eq!((st, body.as_str()), (StatusCode::OK, r#"{"choices":[]}"#));
+        gw.stop().await;
+    }
+    up.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile headers never panic and never take the server down.
+
+#[tokio::test]
+async fn hostile_headers_get_answers() {
+    let served = Served::start(gateway(Dialect::Envelope, None)).await;
+    let url = served.url("/v1/chat/completions");
+    let big = "k".repeat(64 * 1024);
+    let non_ascii =
+        HeaderValue::from_bytes(b"Bearer \xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-0123456789").unwrap();
+    let cases: Vec<(&str, Request<Full<Bytes>>, u16)> = vec![
+        (
+            "non-ascii key",
+            {
+                let mut r = chat(&url, None, "{}");
+                r.headers_mut().insert("authorization", non_ascii.clone());
+                r
+            },
+            401,
+        ),
+        ("64 KiB key", chat(&url, Some(&big), "{}"), 401),
+        (
+            "non-ascii request id",
+            {
+                let mut r = chat(&url, None, "{}");
+                r.headers_mut().insert(
+                    "x-request-id",
+                    HeaderValue::from_bytes(b"\xff\xfe id").unwrap(),
+                );
+                r
+            },
+            401,
+        ),
+        (
+            "64 KiB request id",
+            {
+                let mut r = chat(&url, None, "{}");
+                r.headers_mut()
+                    .insert("x-request-id", HeaderValue::from_str(&big).unwrap());
+                r
+            },
+            401,
+        ),
+        (
+            "repeated keys",
+            {
+                let mut r = chat(&url, Some(GOOD), "{}");
+                for _ in 0..50 {
+                    r.headers_mut().append(
+                        "authorization",
+                        HeaderValue::from_static("Bearer sk-live-0123456789"),
+                    );
+                }
+                r
+            },
+            400,
+        ),
+        (
+            "repeated request ids",
+            {
+                let mut r = chat(&url, None, "{}");
+                for i in 0..50 {
+                    r.headers_mut().append(
+                        "x-request-id",
+                        HeaderValue::from_str(&format!("dup{i}")).unwrap(),
+                    );
+                }
+                r
+            },
+            401,
+        ),
+        (
+            "repeated and odd content types",
+            {
+                let mut r = chat(&url, Some(GOOD), r#"{"messages":[1]}"#);
+                r.headers_mut().insert(
+                    "content-type",
+                    HeaderValue::from_bytes(b"application/\xe9json").unwrap(),
+                );
+                r.headers_mut()
+                    .append("content-type", HeaderValue::from_static("application/json"));
+                r
+            },
+            415,
+        ),
+        (
+            "request id that tries to break out of JSON",
+            {
+                let mut r = chat(&url, None, "{}");
+                r.headers_mut().insert(
+                    "x-request-id",
+                    HeaderValue::from_static(r#"a"},"success":true,"x":{"#),
+                );
+                r
+            },
+            401,
+        ),
+    ];
+    for (name, req, want) in cases {
+        let (status, headers, body) = served.send(req).await;
+        assert_eq!(status.as_u16(), want, "{name}: {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
+        assert_eq!(v["success"], false, "{name}");
+        assert!(headers.contains_key("x-request-id"), "{name}");
+        assert!(body.len() < 4096, "{name}: {} bytes", body.len());
+        assert!(
+            !body.contains("0123456789") && !body.contains(&big[..300]),
+            "{name}: {body}"
+        );
+    }
+    // Still serving.
+    let (status, _, _) = served
+        .send(chat(&url, Some(GOOD), r#"{"messages":[1]}"#))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    served.stop().await;
+}
