@@ -740,7 +740,16 @@ async fn parse_sse(text: &str) -> Vec<(String, String)> {
 // Translation: an upstream in any dialect, re-rendered in the gateway's.
 
 /// (name, status, extra header, request id, body), written from each dialect's documented shape.
-const UPSTREAMS: &[(&str, u16, (&str, &str), &str, &str)] = &[
+/// (name, status, (header, value), request id, body)
+type Upstream = (
+    &'static str,
+    u16,
+    (&'static str, &'static str),
+    &'static str,
+    &'static str,
+);
+
+const UPSTREAMS: &[Upstream] = &[
     (
         "infuzu",
         429,
