@@ -996,3 +996,55 @@ async fn hostile_headers_get_answers() {
     assert_eq!(status, StatusCode::OK);
     served.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request ids: generated when the request has none, and the same id in header and body.
+
+#[tokio::test]
+async fn generated_request_ids_reach_header_and_body() {
+    for d in [Dialect::Envelope, Dialect::Anthropic, Dialect::OpenAi] {
+        let served = Served::start(gateway(d, None)).await;
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let req = Request::post(served.url("/v1/chat/completions"))
+                .body(Full::new(Bytes::from("{}")))
+                .unwrap();
+            let (status, headers, body) = served.send(req).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            let id = headers["x-request-id"].to_str().unwrap().to_owned();
+            assert_eq!(id.len(), 36, "a UUID: {id}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let in_body = match d {
+                Dialect::Envelope => v["meta"]["request_id"].as_str(),
+                Dialect::Anthropic => v["request_id"].as_str(),
+                _ => None,
+            };
+            if d != Dialect::OpenAi {
+                assert_eq!(in_body, Some(id.as_str()), "{d}: {body}");
+            } else {
+                // The OpenAI shape has no place for it: the header carries it.
+                assert!(!body.contains(&id), "{body}");
+            }
+            seen.push(id);
+        }
+        assert_ne!(seen[0], seen[1]);
+        // Successes carry one too.
+        let (_, headers, _) = served
+            .send(chat(
+                &served.url("/v1/chat/completions"),
+                Some(GOOD),
+                r#"{"messages":[1]}"#,
+            ))
+            .await;
+        assert_eq!(headers["x-request-id"], RID);
+        let req = Request::post(served.url("/v1/chat/completions"))
+            .header("authorization", format!("Bearer {GOOD}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(r#"{"messages":[1]}"#)))
+            .unwrap();
+        let (status, headers, _) = served.send(req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-request-id"].len(), 36);
+        served.stop().await;
+    }
+}
