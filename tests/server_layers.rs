@@ -369,3 +369,81 @@ async fn json_guard_lets_body_less_and_json_variants_through() {
         );
     }
 }
+
+type Frames = Vec<Result<Frame<Bytes>, BoxError>>;
+
+async fn stream_through(
+    dialect: Dialect,
+    content_type: &'static str,
+    frames: Frames,
+) -> Vec<Result<Bytes, String>> {
+    use tower_llm_errors::server::StreamErrorLayer;
+    let svc = ServiceBuilder::new()
+        .layer(StreamErrorLayer::new(dialect))
+        .service_fn(move |_req: Request<Full<Bytes>>| {
+            let frames = frames
+                .iter()
+                .map(|f| match f {
+                    Ok(fr) => Ok(Frame::data(fr.data_ref().cloned().unwrap_or_default())),
+                    Err(e) => Err(BoxError::from(e.to_string())),
+                })
+                .collect::<Vec<_>>();
+            async move {
+                let body = StreamBody::new(futures_util::stream::iter(frames));
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header("content-type", content_type)
+                        .body(body)
+                        .unwrap(),
+                )
+            }
+        });
+    let res = svc.oneshot(req()).await.unwrap();
+    let mut body = res.into_body();
+    let mut out = Vec::new();
+    while let Some(f) = body.frame().await {
+        out.push(f.map(|f| f.into_data().unwrap()).map_err(|e| e.to_string()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn stream_errors_become_one_event_only_for_event_streams() {
+    // Fails before any byte: still one event (the 200 is already sent), then a clean end.
+    let out = stream_through(
+        Dialect::Infron,
+        "text/event-stream; charset=utf-8",
+        vec![
+            Err("connection reset".into()),
+            Ok(Frame::data(Bytes::from("never"))),
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        vec![Ok(Bytes::from(
+            "data: {\"error\":{\"code\":500,\"message\":\"The stream failed before it was complete.\",\"type\":\"server_error\",\"param\":\"\"}}\n\n"
+        ))]
+    );
+    // A stream that ends normally is passed through byte for byte, with nothing added.
+    let out = stream_through(
+        Dialect::Anthropic,
+        "text/event-stream",
+        vec![Ok(Frame::data(Bytes::from(
+            "event: message_stop\ndata: {}\n\n",
+        )))],
+    )
+    .await;
+    assert_eq!(
+        out,
+        vec![Ok(Bytes::from("event: message_stop\ndata: {}\n\n"))]
+    );
+    // Not an event stream: the body error is passed on unchanged.
+    let out = stream_through(
+        Dialect::OpenAi,
+        "application/json",
+        vec![Ok(Frame::data(Bytes::from("{\"a\":"))), Err("cut".into())],
+    )
+    .await;
+    assert_eq!(out, vec![Ok(Bytes::from("{\"a\":")), Err("cut".to_owned())]);
+}

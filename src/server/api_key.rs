@@ -13,7 +13,7 @@
 //!   dialect's quota code; a key over its rate `429` with `Retry-After`.
 //!
 //! Answers are rendered in the layer's dialect, with the request's `x-request-id`. The key is
-//! never echoed; messages that mention it show [`mask_key`](crate::error::secret::mask_key)'s
+//! never echoed; messages that mention it show [`mask_key`]'s
 //! `sk-ab***`. An accepted key is put in the request extensions as an [`ApiKey`], whose `Debug`
 //! is masked too.
 //!

@@ -19,7 +19,7 @@
 //!   place for it (the envelope's `meta.request_id`, Anthropic's `request_id`).
 //! - [`StreamErrorLayer`]: an event stream that fails after it started ends with one in-band
 //!   error event in the dialect, not a cut connection.
-//! - [`translate`]: re-renders an upstream's error response in the gateway's dialect.
+//! - [`translate()`]: re-renders an upstream's error response in the gateway's dialect.
 //!
 //! Every layer answers with [`ServerBody`], so they stack in any order; API keys are never
 //! echoed (messages show `sk-ab***`).

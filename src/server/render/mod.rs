@@ -5,13 +5,13 @@
 //!
 //! | inner outcome | response |
 //! |---|---|
-//! | `Err` whose source chain holds an [`ApiError`] (a handler's, the retry layer's) | that error's status and code, in the dialect |
+//! | `Err` whose source chain holds an [`ApiError`](crate::ApiError) (a handler's, the retry layer's) | that error's status and code, in the dialect |
 //! | `Err(tower::timeout::error::Elapsed)` | `504` (or `408`, see [`RenderErrorLayer::timeout_status`]) |
 //! | `Err(tower::load_shed::error::Overloaded)` | `503` with `Retry-After` ([`RenderErrorLayer::overloaded_retry_after`]) |
 //! | `Err` whose chain holds `http_body_util::LengthLimitError` (tower-http's body limit) | `413` |
 //! | any other `Err` | `500` with a generic message; the real error goes into the response extensions as [`ErrorSource`](super::ErrorSource), never to the client |
 //! | `Ok` response with status ≥ 400 that is not JSON (tower-http's plain-text `413`/`408`, an empty `404`, a `405`) | re-rendered in the dialect, same status, headers kept |
-//! | `Ok` response rendered from an [`ApiError`] by `IntoResponse` | re-rendered in the layer's dialect (unless an [`InDialect`](super::InDialect) chose one), with the request id |
+//! | `Ok` response rendered from an [`ApiError`](crate::ApiError) by `IntoResponse` | re-rendered in the layer's dialect (unless an [`InDialect`](super::InDialect) chose one), with the request id |
 //! | anything else | passed through untouched |
 //!
 //! Errors from the inner service's `poll_ready` are held and answered on the next call, so the
