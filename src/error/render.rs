@@ -42,7 +42,6 @@
 use super::{ApiError, Dialect, ErrorKind, secret};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest message a rendered body carries, in characters.
@@ -259,7 +258,7 @@ fn is_lower_snake(code: &str) -> bool {
 #[derive(Debug)]
 pub(crate) struct Rendered {
     pub(crate) status: StatusCode,
-    pub(crate) body: String,
+    pub(crate) body: Vec<u8>,
 }
 
 /// A tiny JSON object writer that keeps fields in the order the vendor documents them
@@ -267,56 +266,60 @@ pub(crate) struct Rendered {
 /// would change every other module's output). Strings are escaped by `serde_json`.
 #[derive(Debug)]
 struct Json {
-    out: String,
+    out: Vec<u8>,
     first: bool,
 }
 
 impl Default for Json {
     fn default() -> Json {
-        Json {
-            out: String::from("{"),
-            first: true,
-        }
+        let mut out = Vec::with_capacity(256);
+        out.push(b'{');
+        Json { out, first: true }
     }
 }
 
 impl Json {
     fn key(&mut self, key: &str) {
         if !self.first {
-            self.out.push(',');
+            self.out.push(b',');
         }
         self.first = false;
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\":");
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
     fn raw(&mut self, key: &str, value: &str) {
         self.key(key);
-        self.out.push_str(value);
+        self.out.extend_from_slice(value.as_bytes());
     }
 
     fn str(&mut self, key: &str, value: Option<&str>) {
         self.key(key);
         match value {
-            Some(v) => self.out.push_str(&Value::String(v.to_owned()).to_string()),
-            None => self.out.push_str("null"),
+            // Writing a string into a Vec cannot fail; `serde_json` does the escaping.
+            Some(v) => {
+                if serde_json::to_writer(&mut self.out, v).is_err() {
+                    self.out.extend_from_slice(b"null");
+                }
+            }
+            None => self.out.extend_from_slice(b"null"),
         }
     }
 
     fn open(&mut self, key: &str) {
         self.key(key);
-        self.out.push('{');
+        self.out.push(b'{');
         self.first = true;
     }
 
     fn close(&mut self) {
-        self.out.push('}');
+        self.out.push(b'}');
         self.first = false;
     }
 
-    fn finish(mut self) -> String {
-        self.out.push('}');
+    fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'}');
         self.out
     }
 }

@@ -208,13 +208,13 @@ impl<B> StreamErrorBody<B> {
 /// {...}\n\n` for Anthropic. The JSON is one line (`serde_json` escapes newlines).
 pub fn error_event(err: &ApiError, dialect: Dialect) -> Bytes {
     let json = err.render_parts(dialect, SystemTime::now()).body;
-    let mut out = String::with_capacity(json.len() + 24);
+    let mut out = Vec::with_capacity(json.len() + 24);
     if dialect == Dialect::Anthropic {
-        out.push_str("event: error\n");
+        out.extend_from_slice(b"event: error\n");
     }
-    out.push_str("data: ");
-    out.push_str(&json);
-    out.push_str("\n\n");
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&json);
+    out.extend_from_slice(b"\n\n");
     Bytes::from(out)
 }
 
