@@ -78,14 +78,31 @@ pub(crate) const REQUEST_ID_HEADERS: &[&str] = &[
     "cf-ray",
 ];
 
-/// Returns the first well-formed value of `name` (duplicates: the first one wins).
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Every visible-ASCII, non-blank value of `name`, trimmed, in order.
+pub(crate) fn header_values<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(name)
-        .iter()
-        .find_map(|v: &HeaderValue| v.to_str().ok())
+        .into_iter()
+        .filter_map(|v: &HeaderValue| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())
+}
+
+/// Returns the first well-formed value of `name` (duplicates: the first one wins).
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    header_values(headers, name).next()
+}
+
+/// The first value of `name` that `parse` accepts (duplicates: the first usable one wins).
+pub(crate) fn header_parse<T>(
+    headers: &HeaderMap,
+    name: &str,
+    parse: impl FnMut(&str) -> Option<T>,
+) -> Option<T> {
+    header_values(headers, name).find_map(parse)
 }
 
 /// The request id from the response headers, bounded to 256 characters.
@@ -98,11 +115,15 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
 
 /// `x-should-retry: true|false`.
 pub(crate) fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    match header_str(headers, "x-should-retry")? {
-        s if s.eq_ignore_ascii_case("true") => Some(true),
-        s if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
+    header_parse(headers, "x-should-retry", |s| {
+        if s.eq_ignore_ascii_case("true") {
+            Some(true)
+        } else if s.eq_ignore_ascii_case("false") {
+            Some(false)
+        } else {
+            None
+        }
+    })
 }
 
 /// Clamps a hint to [`MAX_HINT`].
@@ -143,9 +164,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<(Duration, Hint
 
 /// The reference time for HTTP-dates: the response's `Date` header, else `fallback`.
 pub(crate) fn response_now(headers: &HeaderMap, fallback: SystemTime) -> SystemTime {
-    header_str(headers, "date")
-        .and_then(|d| httpdate::parse_http_date(d).ok())
-        .unwrap_or(fallback)
+    header_parse(headers, "date", |d| httpdate::parse_http_date(d).ok()).unwrap_or(fallback)
 }
 
 /// The retry hint from the headers alone, in precedence order (see the module docs).
@@ -175,12 +194,11 @@ pub(crate) fn read(
     if pushback == Some(None) {
         out.should_retry = Some(false);
     }
-    out.retry_after = header_str(headers, "retry-after-ms")
-        .and_then(parse_millis)
+    out.retry_after = header_parse(headers, "retry-after-ms", parse_millis)
         .map(|d| (d, HintSource::RetryAfterMs))
         .or_else(|| {
-            let v = header_str(headers, "retry-after")?;
-            parse_retry_after(v, response_now(headers, fallback_now))
+            let now = response_now(headers, fallback_now);
+            header_parse(headers, "retry-after", |v| parse_retry_after(v, now))
         })
         .or_else(|| Some((pushback??, HintSource::GrpcPushback)))
         .or_else(|| Some((clamp(body_delay?), HintSource::BodyRetryDelay)))
@@ -198,20 +216,22 @@ pub(crate) fn read(
 /// `grpc-retry-pushback-ms`: `Some(Some(d))` to wait, `Some(None)` for a negative value (never
 /// retry), `None` when absent or malformed.
 pub(crate) fn grpc_pushback(headers: &HeaderMap) -> Option<Option<Duration>> {
-    let v = header_str(headers, "grpc-retry-pushback-ms")?;
-    if let Some(rest) = v.strip_prefix('-') {
-        return (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())).then_some(None);
-    }
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let ms = v.parse::<u64>().unwrap_or(u64::MAX);
-    Some(Some(clamp(Duration::from_millis(ms))))
+    header_parse(headers, "grpc-retry-pushback-ms", |v| {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if let Some(rest) = v.strip_prefix('-') {
+            return digits(rest).then_some(None);
+        }
+        if !digits(v) {
+            return None;
+        }
+        let ms = v.parse::<u64>().unwrap_or(u64::MAX);
+        Some(Some(clamp(Duration::from_millis(ms))))
+    })
 }
 
 /// Whether a `*-remaining` header says the bucket is empty.
 fn is_empty_bucket(headers: &HeaderMap, name: &str) -> bool {
-    header_str(headers, name).is_some_and(|v| v.parse::<u64>() == Ok(0))
+    header_parse(headers, name, |v| v.parse::<u64>().ok()) == Some(0)
 }
 
 /// `x-ratelimit-reset-{requests,tokens}` for the buckets whose remaining count is 0.
@@ -225,7 +245,7 @@ pub(crate) fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
     ]
     .into_iter()
     .filter(|(rem, _)| is_empty_bucket(headers, rem))
-    .filter_map(|(_, reset)| header_str(headers, reset).and_then(parse_go_duration))
+    .filter_map(|(_, reset)| header_parse(headers, reset, parse_go_duration))
     .max()
 }
 
@@ -252,7 +272,7 @@ pub(crate) fn anthropic_reset(headers: &HeaderMap, now: SystemTime) -> Option<Du
     BUCKETS
         .into_iter()
         .filter(|(rem, _)| is_empty_bucket(headers, rem))
-        .filter_map(|(_, reset)| header_str(headers, reset).and_then(parse_rfc3339))
+        .filter_map(|(_, reset)| header_parse(headers, reset, parse_rfc3339))
         .map(|at| clamp(at.duration_since(now).unwrap_or(Duration::ZERO)))
         .max()
 }

@@ -13,12 +13,12 @@
 //! one, is preferred; the headers then only fill what it left out.
 
 use super::{Fields, MAX_FIELD_CHARS, clean, clean_message, codes};
-use crate::error::hints::header_str;
+use crate::error::hints::{header_parse, header_str};
 use http::HeaderMap;
 
 /// Reads the gRPC status headers; `true` when they report an error.
 pub(super) fn read(headers: &HeaderMap, f: &mut Fields) -> bool {
-    let Some(code) = header_str(headers, "grpc-status").and_then(|s| s.parse::<u32>().ok()) else {
+    let Some(code) = header_parse(headers, "grpc-status", |s| s.parse::<u32>().ok()) else {
         return false;
     };
     if code == 0 {

@@ -251,8 +251,15 @@ pub(crate) fn status_field(o: &Map<String, Value>, key: &str) -> Option<u16> {
 }
 
 /// Masks secrets and bounds the length of peer text to `max` characters.
+///
+/// The text is first cut a little past `max` (so masking stays cheap on a huge message; a key
+/// cut there is still long enough to be recognized and masked), then masked, then cut to `max`.
 pub(crate) fn clean(s: &str, max: usize) -> String {
     let s = s.trim();
+    let s = match s.char_indices().nth(max.saturating_add(64)) {
+        Some((cut, _)) => &s[..cut],
+        None => s,
+    };
     let masked = secret::mask_secrets(s);
     match masked.char_indices().nth(max) {
         None => masked.into_owned(),
