@@ -203,7 +203,7 @@ fn overlong_fields_are_bounded() {
     let e = ApiError::from_response(st(400), &h, body.as_bytes()).unwrap();
     assert!(e.message().chars().count() <= 2049);
     for f in [e.code(), e.error_type(), e.param(), e.request_id()] {
-        assert!(f.unwrap_or_else(|| panic!("{e:?}")).chars().count() <= 257);
+        assert!(f.unwrap_or_else(|| panic!("{:?}", e)).chars().count() <= 257);
     }
 }
 
@@ -213,4 +213,87 @@ fn secrets_never_reach_debug_or_display() {
     let e = parse(401, body).unwrap();
     let shown = format!("{e:?} {e} {}", e.param().unwrap_or_default());
     assert!(!shown.contains("SECRETSECRET"), "{shown}");
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of real shapes, shuffled into (mostly broken) documents.
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"error\"",
+        "\"code\"",
+        "\"message\"",
+        "\"type\"",
+        "\"status\"",
+        "\"details\"",
+        "\"@type\"",
+        "\"retryDelay\"",
+        "\"30s\"",
+        "\"-1.5s\"",
+        "\"type.googleapis.com/google.rpc.RetryInfo\"",
+        "\"metadata\"",
+        "\"raw\"",
+        "429",
+        "1e999",
+        "null",
+        "true",
+        "\"success\"",
+        "false",
+        "\"meta\"",
+        "\"innererror\"",
+        "\"filtered\"",
+        "\"content_filter_result\"",
+        "\"object\"",
+        "\"detail\"",
+        "\"loc\"",
+        "\"msg\"",
+        "-7",
+        "\"sk-abcdefghijklmnopqrstuvwxyz\"",
+        "\"\\ud800\"",
+        "<title>",
+        "</title>",
+    ];
+
+    proptest! {
+        #[test]
+        fn on_random_bytes(status in 100u16..600, body in proptest::collection::vec(any::<u8>(), 0..512),
+                           ra in proptest::collection::vec(any::<u8>(), 0..24)) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&ra) {
+                for name in ["retry-after", "retry-after-ms", "grpc-retry-pushback-ms", "grpc-status",
+                             "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-reset", "date"] {
+                    h.append(name, v.clone());
+                }
+                h.append("x-ratelimit-remaining-tokens", HeaderValue::from_static("0"));
+                h.append("anthropic-ratelimit-tokens-remaining", HeaderValue::from_static("0"));
+            }
+            if let Some(e) = ApiError::from_response(st(status), &h, &body) {
+                prop_assert!(e.retry_after().is_none_or(|d| d <= MAX_HINT));
+                prop_assert!(e.message().chars().count() <= 2049);
+            } else {
+                prop_assert!(status < 400);
+            }
+        }
+
+        #[test]
+        fn on_shuffled_shape_pieces(status in 100u16..600,
+                                    idx in proptest::collection::vec(0..PIECES.len(), 0..40)) {
+            let body: String = idx.iter().map(|&i| PIECES[i]).collect();
+            let got = ApiError::from_response(st(status), &HeaderMap::new(), body.as_bytes());
+            if status >= 400 {
+                prop_assert!(got.is_some());
+            }
+            if let Some(e) = got {
+                let shown = format!("{:?}", e);
+                prop_assert!(!shown.contains("ijklmnop"), "{}", shown);
+            }
+        }
+    }
 }

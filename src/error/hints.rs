@@ -173,7 +173,52 @@ pub(crate) fn retry_after(
     headers: &HeaderMap,
     fallback_now: SystemTime,
 ) -> Option<(Duration, HintSource)> {
-    read(headers, None, fallback_now).retry_after
+    read(headers, Present::scan(headers), None, &|| fallback_now).retry_after
+}
+
+/// Which hint-bearing headers a response has, found in one pass over its names, so that the
+/// readers skip the lookups (each a hash of the name) for headers that are not there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Present(u16);
+
+impl Present {
+    pub(crate) const RETRY_AFTER_MS: u16 = 1;
+    pub(crate) const RETRY_AFTER: u16 = 1 << 1;
+    pub(crate) const PUSHBACK: u16 = 1 << 2;
+    pub(crate) const SHOULD_RETRY: u16 = 1 << 3;
+    pub(crate) const RATELIMIT: u16 = 1 << 4;
+    pub(crate) const ANTHROPIC: u16 = 1 << 5;
+    pub(crate) const REQUEST_ID: u16 = 1 << 6;
+    pub(crate) const GRPC_STATUS: u16 = 1 << 7;
+    pub(crate) const AMZN_ERROR_TYPE: u16 = 1 << 8;
+
+    /// One pass over the header names.
+    pub(crate) fn scan(headers: &HeaderMap) -> Present {
+        let mut bits = 0;
+        for name in headers.keys() {
+            let n = name.as_str();
+            bits |= match n {
+                "retry-after-ms" => Present::RETRY_AFTER_MS,
+                "retry-after" => Present::RETRY_AFTER,
+                "grpc-retry-pushback-ms" => Present::PUSHBACK,
+                "x-should-retry" => Present::SHOULD_RETRY,
+                "x-ratelimit-remaining-requests" | "x-ratelimit-remaining-tokens" => {
+                    Present::RATELIMIT
+                }
+                "grpc-status" => Present::GRPC_STATUS,
+                "x-amzn-errortype" => Present::AMZN_ERROR_TYPE,
+                _ if n.starts_with("anthropic-ratelimit-") => Present::ANTHROPIC,
+                _ if REQUEST_ID_HEADERS.contains(&n) => Present::REQUEST_ID,
+                _ => 0,
+            };
+        }
+        Present(bits)
+    }
+
+    /// Whether any of `bits` is present.
+    pub(crate) fn has(self, bits: u16) -> bool {
+        self.0 & bits != 0
+    }
 }
 
 /// What the headers (and the body's own delay) say about retrying.
@@ -183,32 +228,55 @@ pub(crate) struct Hints {
     pub(crate) should_retry: Option<bool>,
 }
 
-/// Reads every hint; `body_delay` is a delay found in the body (Gemini's `retryDelay`).
+/// Reads every hint; `body_delay` is a delay found in the body (Gemini's `retryDelay`);
+/// `clock` gives the reference time when the response has no `Date` (called only if needed).
 pub(crate) fn read(
     headers: &HeaderMap,
+    present: Present,
     body_delay: Option<Duration>,
-    fallback_now: SystemTime,
+    clock: &dyn Fn() -> SystemTime,
 ) -> Hints {
     let mut out = Hints::default();
-    let pushback = grpc_pushback(headers);
+    let pushback = if present.has(Present::PUSHBACK) {
+        grpc_pushback(headers)
+    } else {
+        None
+    };
     if pushback == Some(None) {
         out.should_retry = Some(false);
     }
-    out.retry_after = header_parse(headers, "retry-after-ms", parse_millis)
+    let ms = present
+        .has(Present::RETRY_AFTER_MS)
+        .then(|| header_parse(headers, "retry-after-ms", parse_millis))
+        .flatten();
+    out.retry_after = ms
         .map(|d| (d, HintSource::RetryAfterMs))
         .or_else(|| {
-            let now = response_now(headers, fallback_now);
+            if !present.has(Present::RETRY_AFTER) {
+                return None;
+            }
+            let now = response_now(headers, clock());
             header_parse(headers, "retry-after", |v| parse_retry_after(v, now))
         })
         .or_else(|| Some((pushback??, HintSource::GrpcPushback)))
         .or_else(|| Some((clamp(body_delay?), HintSource::BodyRetryDelay)))
-        .or_else(|| Some((ratelimit_reset(headers)?, HintSource::RateLimitReset)))
         .or_else(|| {
-            let now = response_now(headers, fallback_now);
+            if !present.has(Present::RATELIMIT) {
+                return None;
+            }
+            Some((ratelimit_reset(headers)?, HintSource::RateLimitReset))
+        })
+        .or_else(|| {
+            if !present.has(Present::ANTHROPIC) {
+                return None;
+            }
+            let now = response_now(headers, clock());
             Some((anthropic_reset(headers, now)?, HintSource::AnthropicReset))
         });
-    if let Some(b) = should_retry(headers) {
-        out.should_retry = Some(b);
+    if present.has(Present::SHOULD_RETRY) {
+        if let Some(b) = should_retry(headers) {
+            out.should_retry = Some(b);
+        }
     }
     out
 }
@@ -602,7 +670,10 @@ mod tests {
     fn precedence_and_buckets() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_704_067_200);
         let date = httpdate::fmt_http_date(now);
-        let read_h = |pairs: &[(&str, &str)], body: Option<Duration>| read(&hm(pairs), body, now);
+        let read_h = |pairs: &[(&str, &str)], body: Option<Duration>| {
+            let h = hm(pairs);
+            read(&h, Present::scan(&h), body, &|| now)
+        };
         // grpc pushback
         assert_eq!(
             read_h(&[("grpc-retry-pushback-ms", "250")], None).retry_after,
@@ -691,7 +762,13 @@ mod tests {
         ];
         let later = now + Duration::from_secs(3600);
         assert_eq!(
-            read(&hm(&anthropic), None, later).retry_after,
+            read(
+                &hm(&anthropic),
+                Present::scan(&hm(&anthropic)),
+                None,
+                &|| later
+            )
+            .retry_after,
             Some((Duration::from_secs(45), HintSource::AnthropicReset))
         );
         // A reset in the past is zero.

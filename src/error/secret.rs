@@ -34,8 +34,13 @@ pub fn mask_secrets(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     while i < bytes.len() {
         let rest = &text[i..];
+        // Only match at a token boundary, so "risk-assessment" does not look like a key; and
+        // only where a prefix can start (checked first: it is the cheap test).
+        let boundary = i == 0 || !is_key_char(text[..i].chars().next_back().unwrap_or(' '));
+        let may_start = boundary && KEY_PREFIXES.iter().any(|p| p.as_bytes()[0] == bytes[i]);
         let hit = KEY_PREFIXES
             .iter()
+            .filter(|_| may_start)
             .find(|p| rest.starts_with(**p))
             .and_then(|p| {
                 let after = &rest[p.len()..];
@@ -44,10 +49,8 @@ pub fn mask_secrets(text: &str) -> Cow<'_, str> {
                 let run = after[..run].trim_end_matches('.').len();
                 (run >= 8).then_some((p.len(), run))
             });
-        // Only match at a token boundary, so "risk-assessment" does not look like a key.
-        let boundary = i == 0 || !is_key_char(text[..i].chars().next_back().unwrap_or(' '));
         match hit {
-            Some((plen, run)) if boundary => {
+            Some((plen, run)) => {
                 let o = out.get_or_insert_with(|| text[..i].to_owned());
                 let (prefix, token) = rest.split_at(plen);
                 if prefix.ends_with(' ') || prefix.ends_with('=') {

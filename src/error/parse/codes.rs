@@ -239,16 +239,23 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
         .and_then(ErrorKind::from_status);
     let is_429 = ev.status == Some(429);
 
-    // Rule 3: quota words on a rate limit.
     let rate_or_funds = matches!(
         decisive,
         None | Some(K::RateLimited) | Some(K::InsufficientFunds)
     );
+    if let (Some(k), false) = (decisive, rate_or_funds) {
+        return k;
+    }
+    // The phrase rules search a lowercased copy once (bounded: messages are cleaned first).
+    let lower = Lower::new(ev.message);
+    // Rule 3: quota words on a rate limit.
     if rate_or_funds
         && (is_429 || decisive == Some(K::RateLimited))
-        && (speaks_of_quota(ev.message)
-            || ev.code.is_some_and(speaks_of_quota)
-            || ev.error_type.is_some_and(speaks_of_quota))
+        && (speaks_of_quota(&lower)
+            || ev.code.is_some_and(|c| speaks_of_quota(&Lower::new(c)))
+            || ev
+                .error_type
+                .is_some_and(|t| speaks_of_quota(&Lower::new(t))))
     {
         return K::QuotaExceeded;
     }
@@ -261,34 +268,41 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
         ev.status,
         None | Some(400) | Some(403) | Some(413) | Some(422)
     );
-    if client_side && says_context_length(ev.message) {
+    if client_side && says_context_length(&lower) {
         return K::ContextLengthExceeded;
     }
-    if matches!(ev.status, None | Some(400) | Some(403) | Some(422)) && says_moderation(ev.message)
-    {
+    if matches!(ev.status, None | Some(400) | Some(403) | Some(422)) && says_moderation(&lower) {
         return K::ContentFiltered;
     }
-    if ev.status == Some(400) && says_bad_key(ev.message) {
+    if ev.status == Some(400) && says_bad_key(&lower) {
         return K::Authentication;
     }
-    if ev.status.is_none_or(|s| s >= 500) && contains_ci(ev.message, "overloaded") {
+    if ev.status.is_none_or(|s| s >= 500) && lower.has("overloaded") {
         return K::Overloaded;
     }
     status_kind.or(generic).unwrap_or(K::Unknown)
 }
 
-/// ASCII case-insensitive substring search (messages are short and bounded).
-pub(crate) fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+/// An ASCII-lowercased copy of a text, searched with `memchr::memmem`.
+struct Lower(Vec<u8>);
+
+impl Lower {
+    fn new(s: &str) -> Lower {
+        Lower(s.as_bytes().to_ascii_lowercase())
+    }
+
+    /// `needle` must be lowercase.
+    fn has(&self, needle: &str) -> bool {
+        memchr::memmem::find(&self.0, needle.as_bytes()).is_some()
+    }
 }
 
-fn any_ci(hay: &str, needles: &[&str]) -> bool {
-    needles.iter().any(|n| contains_ci(hay, n))
+fn any_ci(hay: &Lower, needles: &[&str]) -> bool {
+    needles.iter().any(|n| hay.has(n))
 }
 
 /// Quota, billing, credits, spend limits: waiting a few seconds will not help.
-fn speaks_of_quota(s: &str) -> bool {
+fn speaks_of_quota(s: &Lower) -> bool {
     any_ci(
         s,
         &[
@@ -305,7 +319,7 @@ fn speaks_of_quota(s: &str) -> bool {
 }
 
 /// The prompt does not fit the model's window.
-fn says_context_length(s: &str) -> bool {
+fn says_context_length(s: &Lower) -> bool {
     any_ci(
         s,
         &[
@@ -323,7 +337,7 @@ fn says_context_length(s: &str) -> bool {
 }
 
 /// A moderation system refused the content.
-fn says_moderation(s: &str) -> bool {
+fn says_moderation(s: &Lower) -> bool {
     any_ci(
         s,
         &[
@@ -338,8 +352,8 @@ fn says_moderation(s: &str) -> bool {
 }
 
 /// An API key complaint.
-fn says_bad_key(s: &str) -> bool {
-    (contains_ci(s, "api key") || contains_ci(s, "api_key") || contains_ci(s, "apikey"))
+fn says_bad_key(s: &Lower) -> bool {
+    any_ci(s, &["api key", "api_key", "apikey"])
         && any_ci(
             s,
             &[

@@ -93,8 +93,13 @@ pub(crate) fn from_response(
     let mut found = json
         .as_ref()
         .is_some_and(|v| read_json(v, &mut f, http_error));
-    found |= grpc::read(headers, &mut f);
-    bedrock::read(headers, &mut f);
+    let present = hints::Present::scan(headers);
+    if present.has(hints::Present::GRPC_STATUS) {
+        found |= grpc::read(headers, &mut f);
+    }
+    if present.has(hints::Present::AMZN_ERROR_TYPE) {
+        bedrock::read(headers, &mut f);
+    }
     if !http_error && !found {
         return None;
     }
@@ -109,15 +114,19 @@ pub(crate) fn from_response(
             .and_then(|s| StatusCode::from_u16(s).ok())
     };
     let mut inner = finish(f, status);
-    let hints = hints::read(headers, inner.retry_after, options.wall_clock());
+    let hints = hints::read(headers, present, inner.retry_after, &|| {
+        options.wall_clock()
+    });
     inner.retry_after = None;
     if let Some((d, src)) = hints.retry_after {
         inner.retry_after = Some(d);
         inner.retry_after_source = Some(src);
     }
     inner.should_retry = hints.should_retry;
-    if let Some(id) = hints::request_id(headers) {
-        inner.request_id = Some(id.into_boxed_str());
+    if present.has(hints::Present::REQUEST_ID) {
+        if let Some(id) = hints::request_id(headers) {
+            inner.request_id = Some(id.into_boxed_str());
+        }
     }
     Some(ApiError::from_inner(inner))
 }
