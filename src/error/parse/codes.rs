@@ -293,7 +293,13 @@ impl Lower {
 
     /// `needle` must be lowercase.
     fn has(&self, needle: &str) -> bool {
-        memchr::memmem::find(&self.0, needle.as_bytes()).is_some()
+        // Haystacks are short: find the first byte with memchr, then compare in place (cheaper
+        // than building a `memmem::Finder` per needle).
+        let n = needle.as_bytes();
+        let Some((&first, _)) = n.split_first() else {
+            return true;
+        };
+        memchr::memchr_iter(first, &self.0).any(|i| self.0[i..].starts_with(n))
     }
 }
 

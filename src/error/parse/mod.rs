@@ -265,11 +265,16 @@ pub(crate) fn status_field(o: &Map<String, Value>, key: &str) -> Option<u16> {
 /// cut there is still long enough to be recognized and masked), then masked, then cut to `max`.
 pub(crate) fn clean(s: &str, max: usize) -> String {
     let s = s.trim();
-    let s = match s.char_indices().nth(max.saturating_add(64)) {
-        Some((cut, _)) => &s[..cut],
-        None => s,
+    // A string of at most n bytes has at most n characters: skip the counting walk.
+    let limit = max.saturating_add(64);
+    let s = match s.len() > limit {
+        true => s.char_indices().nth(limit).map_or(s, |(cut, _)| &s[..cut]),
+        false => s,
     };
     let masked = secret::mask_secrets(s);
+    if masked.len() <= max {
+        return masked.into_owned();
+    }
     match masked.char_indices().nth(max) {
         None => masked.into_owned(),
         Some((cut, _)) => {
