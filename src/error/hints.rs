@@ -110,7 +110,10 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
     REQUEST_ID_HEADERS
         .iter()
         .find_map(|h| header_str(headers, h))
-        .map(|s| s.chars().take(256).collect())
+        .map(|s| match s.char_indices().nth(256) {
+            Some((cut, _)) => s[..cut].to_owned(),
+            None => s.to_owned(),
+        })
 }
 
 /// `x-should-retry: true|false`.

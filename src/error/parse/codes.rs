@@ -246,7 +246,7 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
     if let (Some(k), false) = (decisive, rate_or_funds) {
         return k;
     }
-    // The phrase rules search a lowercased copy once (bounded: messages are cleaned first).
+    // The phrase rules search the message case-insensitively (bounded: it is cleaned first).
     let lower = Lower::new(ev.message);
     // Rule 3: quota words on a rate limit.
     if rate_or_funds
@@ -283,32 +283,36 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
     status_kind.or(generic).unwrap_or(K::Unknown)
 }
 
-/// An ASCII-lowercased copy of a text, searched with `memchr::memmem`.
-struct Lower(Vec<u8>);
+/// A text searched ASCII-case-insensitively for lowercase needles, without copying it: memchr
+/// finds each place the needle's first letter (either case) occurs, and the rest is compared in
+/// place. Messages are short and bounded, so this beats building a searcher per needle.
+struct Lower<'a>(&'a [u8]);
 
-impl Lower {
-    fn new(s: &str) -> Lower {
-        Lower(s.as_bytes().to_ascii_lowercase())
+impl<'a> Lower<'a> {
+    fn new(s: &'a str) -> Lower<'a> {
+        Lower(s.as_bytes())
     }
 
-    /// `needle` must be lowercase.
+    /// `needle` must be lowercase ASCII.
     fn has(&self, needle: &str) -> bool {
-        // Haystacks are short: find the first byte with memchr, then compare in place (cheaper
-        // than building a `memmem::Finder` per needle).
         let n = needle.as_bytes();
-        let Some((&first, _)) = n.split_first() else {
+        let Some(&first) = n.first() else {
             return true;
         };
-        memchr::memchr_iter(first, &self.0).any(|i| self.0[i..].starts_with(n))
+        memchr::memchr2_iter(first, first.to_ascii_uppercase(), self.0).any(|i| {
+            self.0
+                .get(i..i + n.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(n))
+        })
     }
 }
 
-fn any_ci(hay: &Lower, needles: &[&str]) -> bool {
+fn any_ci(hay: &Lower<'_>, needles: &[&str]) -> bool {
     needles.iter().any(|n| hay.has(n))
 }
 
 /// Quota, billing, credits, spend limits: waiting a few seconds will not help.
-fn speaks_of_quota(s: &Lower) -> bool {
+fn speaks_of_quota(s: &Lower<'_>) -> bool {
     any_ci(
         s,
         &[
@@ -325,7 +329,7 @@ fn speaks_of_quota(s: &Lower) -> bool {
 }
 
 /// The prompt does not fit the model's window.
-fn says_context_length(s: &Lower) -> bool {
+fn says_context_length(s: &Lower<'_>) -> bool {
     any_ci(
         s,
         &[
@@ -343,7 +347,7 @@ fn says_context_length(s: &Lower) -> bool {
 }
 
 /// A moderation system refused the content.
-fn says_moderation(s: &Lower) -> bool {
+fn says_moderation(s: &Lower<'_>) -> bool {
     any_ci(
         s,
         &[
@@ -358,7 +362,7 @@ fn says_moderation(s: &Lower) -> bool {
 }
 
 /// An API key complaint.
-fn says_bad_key(s: &Lower) -> bool {
+fn says_bad_key(s: &Lower<'_>) -> bool {
     any_ci(s, &["api key", "api_key", "apikey"])
         && any_ci(
             s,
