@@ -11,7 +11,7 @@
 //! one by one. Each pair runs in the same process, same run.
 
 #[path = "../tests/common/fixture.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod fixture;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};

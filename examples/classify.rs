@@ -109,9 +109,13 @@ fn main() {
         }
         match ApiError::from_response(status, &map, body.as_bytes()) {
             None => println!("{name:<30} {:>6}  success", status.as_u16()),
+            // An in-band error carries its own status (Infron's numeric code): show both.
             Some(e) => println!(
                 "{name:<30} {:>6}  {:<24} {:<9} {:<28} {:<10} {}",
-                status.as_u16(),
+                match e.status() {
+                    Some(s) if s != status => format!("{}>{}", status.as_u16(), s.as_u16()),
+                    _ => status.as_u16().to_string(),
+                },
                 e.kind().to_string(),
                 e.is_retryable(),
                 e.code().unwrap_or("-"),

@@ -6,9 +6,18 @@ fn in_band(body: &str) -> Option<ApiError> {
     from_json_in_band(body.as_bytes())
 }
 
+/// (body, kind, status, code, dialect)
+type Case = (
+    &'static str,
+    ErrorKind,
+    Option<u16>,
+    Option<&'static str>,
+    Option<Dialect>,
+);
+
 #[test]
 fn in_band_error_documents_are_recognized() {
-    let cases: &[(&str, ErrorKind, Option<u16>, Option<&str>, Option<Dialect>)] = &[
+    let cases: &[Case] = &[
         (
             r#"{"error":{"message":"boom","type":"server_error","code":null}}"#,
             ErrorKind::ServerError,
