@@ -4,7 +4,11 @@
 //!
 //! - **vLLM (older servers) and Mistral (older API)**: `{"object": "error", "message", "type",
 //!   "param", "code"}`, where `code` may be the HTTP status as a number. The `object` marker
-//!   makes it an error document even inside a `200` stream;
+//!   makes it an error document even inside a `200` stream. Mistral may put a FastAPI
+//!   `{"detail": [...]}` object in `message`; its first item's `msg` is used;
+//! - **OpenAI's Responses API stream**: an `error` event whose data is `{"type": "error",
+//!   "code", "message", "param"}` (no nested object); the `type` marker makes it an error
+//!   document in-band too;
 //! - **a bare message** (AWS Bedrock's `{"message"}` or `{"Message"}`, optionally with the AWS
 //!   JSON protocol's `__type`; Cohere's `{"id", "message"}`; Mistral's `{"message",
 //!   "request_id"}` on a 401);
@@ -20,15 +24,17 @@ use super::{Fields, MAX_FIELD_CHARS, clean, clean_message, code_field, status_fi
 use serde_json::{Map, Value};
 
 pub(super) fn read(o: &Map<String, Value>, f: &mut Fields, http_error: bool) -> bool {
-    let marked = o.get("object").and_then(Value::as_str) == Some("error");
+    let marked = o.get("object").and_then(Value::as_str) == Some("error")
+        || (o.get("type").and_then(Value::as_str) == Some("error")
+            && o.get("message").is_some_and(Value::is_string));
     if !marked && !http_error {
         return false;
     }
-    let message = o
-        .get("message")
-        .or_else(|| o.get("Message"))
-        .and_then(Value::as_str)
-        .map(clean_message);
+    let message = match o.get("message").or_else(|| o.get("Message")) {
+        Some(Value::String(s)) => Some(clean_message(s)),
+        Some(Value::Object(m)) => detail_message(m),
+        _ => None,
+    };
     if marked {
         f.message = message;
         f.code = code_field(o, "code");
@@ -72,5 +78,18 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields, http_error: bool) -> 
             f.message.is_some()
         }
         _ => false,
+    }
+}
+
+/// The first `msg` of a FastAPI `{"detail": [{"msg": ...}]}` object (or a `detail` string).
+fn detail_message(m: &Map<String, Value>) -> Option<String> {
+    match m.get("detail")? {
+        Value::String(s) => Some(clean_message(s)),
+        Value::Array(items) => items
+            .first()?
+            .get("msg")
+            .and_then(Value::as_str)
+            .map(clean_message),
+        _ => None,
     }
 }

@@ -74,6 +74,13 @@ fn in_band_error_documents_are_recognized() {
             Some("400"),
             None,
         ),
+        (
+            r#"{"type":"error","code":"rate_limit_exceeded","message":"slow","param":null,"sequence_number":3}"#,
+            ErrorKind::RateLimited,
+            None,
+            Some("rate_limit_exceeded"),
+            None,
+        ),
     ];
     for (body, kind, status, code, dialect) in cases {
         let e = in_band(body).unwrap_or_else(|| panic!("not recognized: {body}"));
