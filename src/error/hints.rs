@@ -106,14 +106,9 @@ pub(crate) fn header_parse<T>(
 }
 
 /// The request id from the response headers, bounded to 256 characters.
+#[allow(dead_code)] // for the other layers; the parser uses `Present::request_id`
 pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
-    REQUEST_ID_HEADERS
-        .iter()
-        .find_map(|h| header_str(headers, h))
-        .map(|s| match s.char_indices().nth(256) {
-            Some((cut, _)) => s[..cut].to_owned(),
-            None => s.to_owned(),
-        })
+    Present::scan(headers).request_id()
 }
 
 /// `x-should-retry: true|false`.
@@ -182,24 +177,35 @@ pub(crate) fn retry_after(
 /// Which hint-bearing headers a response has, found in one pass over its names, so that the
 /// readers skip the lookups (each a hash of the name) for headers that are not there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Present(u16);
+pub(crate) struct Present<'a> {
+    bits: u16,
+    /// The best request id seen: (rank in [`REQUEST_ID_HEADERS`], value).
+    request_id: Option<(usize, &'a str)>,
+}
 
-impl Present {
+impl<'a> Present<'a> {
     pub(crate) const RETRY_AFTER_MS: u16 = 1;
     pub(crate) const RETRY_AFTER: u16 = 1 << 1;
     pub(crate) const PUSHBACK: u16 = 1 << 2;
     pub(crate) const SHOULD_RETRY: u16 = 1 << 3;
     pub(crate) const RATELIMIT: u16 = 1 << 4;
     pub(crate) const ANTHROPIC: u16 = 1 << 5;
-    pub(crate) const REQUEST_ID: u16 = 1 << 6;
     pub(crate) const GRPC_STATUS: u16 = 1 << 7;
     pub(crate) const AMZN_ERROR_TYPE: u16 = 1 << 8;
 
-    /// One pass over the header names.
-    pub(crate) fn scan(headers: &HeaderMap) -> Present {
+    /// One pass over the headers.
+    pub(crate) fn scan(headers: &'a HeaderMap) -> Present<'a> {
         let mut bits = 0;
-        for name in headers.keys() {
+        let mut request_id: Option<(usize, &'a str)> = None;
+        for (name, value) in headers {
             let n = name.as_str();
+            if let Some(rank) = REQUEST_ID_HEADERS.iter().position(|h| *h == n) {
+                let v = value.to_str().map(str::trim).unwrap_or_default();
+                if !v.is_empty() && request_id.is_none_or(|(best, _)| rank < best) {
+                    request_id = Some((rank, v));
+                }
+                continue;
+            }
             bits |= match n {
                 "retry-after-ms" => Present::RETRY_AFTER_MS,
                 "retry-after" => Present::RETRY_AFTER,
@@ -211,16 +217,25 @@ impl Present {
                 "grpc-status" => Present::GRPC_STATUS,
                 "x-amzn-errortype" => Present::AMZN_ERROR_TYPE,
                 _ if n.starts_with("anthropic-ratelimit-") => Present::ANTHROPIC,
-                _ if REQUEST_ID_HEADERS.contains(&n) => Present::REQUEST_ID,
                 _ => 0,
             };
         }
-        Present(bits)
+        Present { bits, request_id }
     }
 
     /// Whether any of `bits` is present.
     pub(crate) fn has(self, bits: u16) -> bool {
-        self.0 & bits != 0
+        self.bits & bits != 0
+    }
+
+    /// The request id from the most specific request-id header (first usable value), bounded
+    /// to 256 characters.
+    pub(crate) fn request_id(self) -> Option<String> {
+        let (_, s) = self.request_id?;
+        Some(match s.char_indices().nth(256) {
+            Some((cut, _)) => s[..cut].to_owned(),
+            None => s.to_owned(),
+        })
     }
 }
 
@@ -235,7 +250,7 @@ pub(crate) struct Hints {
 /// `clock` gives the reference time when the response has no `Date` (called only if needed).
 pub(crate) fn read(
     headers: &HeaderMap,
-    present: Present,
+    present: Present<'_>,
     body_delay: Option<Duration>,
     clock: &dyn Fn() -> SystemTime,
 ) -> Hints {

@@ -23,6 +23,17 @@ const KEY_PREFIXES: &[&str] = &[
     "api_key=", "api-key=", "apikey=", "key=",
 ];
 
+/// `STARTS[b]`: whether some prefix in [`KEY_PREFIXES`] starts with byte `b`.
+const STARTS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < KEY_PREFIXES.len() {
+        t[KEY_PREFIXES[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Returns `text` with every key-looking token masked with [`mask_key`].
 ///
 /// A token is a run of at least eight key characters (`A-Za-z0-9-_.`) that starts with a known
@@ -38,7 +49,7 @@ pub fn mask_secrets(text: &str) -> Cow<'_, str> {
         let b = bytes[i];
         // Only match at a token boundary, so "risk-assessment" does not look like a key, and
         // only where a prefix can start (an ASCII byte, hence a char boundary).
-        if !prev_key && KEY_PREFIXES.iter().any(|p| p.as_bytes()[0] == b) {
+        if !prev_key && STARTS[usize::from(b)] {
             if let Some((plen, run)) = key_at(&text[i..]) {
                 let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
                 o.push_str(&text[copied..i]);

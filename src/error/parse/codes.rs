@@ -44,127 +44,127 @@ pub(crate) fn lookup(code: &str) -> Option<(ErrorKind, Weight)> {
     let lower = &mut buf[..code.len()];
     lower.copy_from_slice(code.as_bytes());
     lower.make_ascii_lowercase();
-    let lower = std::str::from_utf8(lower).ok()?;
+    let lower: &[u8] = lower;
     Some(match lower {
         // Credentials.
-        "missing_api_key"
-        | "invalid_api_key"
-        | "expired_api_key"
-        | "revoked_api_key"
-        | "multiple_api_keys"
-        | "authentication_error"
-        | "invalid_authentication"
-        | "api_key_invalid"
-        | "api_key_expired"
-        | "invalid_key"
-        | "unauthorized"
-        | "unrecognizedclientexception"
-        | "expiredtokenexception"
-        | "invalidsignatureexception"
-        | "incorrect_api_key" => (K::Authentication, D),
-        "unauthenticated" => (K::Authentication, G),
+        b"missing_api_key"
+        | b"invalid_api_key"
+        | b"expired_api_key"
+        | b"revoked_api_key"
+        | b"multiple_api_keys"
+        | b"authentication_error"
+        | b"invalid_authentication"
+        | b"api_key_invalid"
+        | b"api_key_expired"
+        | b"invalid_key"
+        | b"unauthorized"
+        | b"unrecognizedclientexception"
+        | b"expiredtokenexception"
+        | b"invalidsignatureexception"
+        | b"incorrect_api_key" => (K::Authentication, D),
+        b"unauthenticated" => (K::Authentication, G),
         // Permissions.
-        "insufficient_permissions"
-        | "account_suspended"
-        | "permission_error"
-        | "forbidden"
-        | "accessdeniedexception"
-        | "service_disabled"
-        | "api_key_service_blocked"
-        | "unsupported_country_region_territory"
-        | "account_deactivated" => (K::PermissionDenied, D),
-        "permission_denied" => (K::PermissionDenied, G),
+        b"insufficient_permissions"
+        | b"account_suspended"
+        | b"permission_error"
+        | b"forbidden"
+        | b"accessdeniedexception"
+        | b"service_disabled"
+        | b"api_key_service_blocked"
+        | b"unsupported_country_region_territory"
+        | b"account_deactivated" => (K::PermissionDenied, D),
+        b"permission_denied" => (K::PermissionDenied, G),
         // Money.
-        "not_enough_funds"
-        | "payment_required"
-        | "billing_error"
-        | "insufficient_balance"
-        | "insufficient_credits"
-        | "billing_not_active"
-        | "billing_disabled" => (K::InsufficientFunds, D),
-        "insufficient_quota"
-        | "quota_exceeded"
-        | "servicequotaexceededexception"
-        | "billing_hard_limit_reached"
-        | "spend_limit_exceeded" => (K::QuotaExceeded, D),
+        b"not_enough_funds"
+        | b"payment_required"
+        | b"billing_error"
+        | b"insufficient_balance"
+        | b"insufficient_credits"
+        | b"billing_not_active"
+        | b"billing_disabled" => (K::InsufficientFunds, D),
+        b"insufficient_quota"
+        | b"quota_exceeded"
+        | b"servicequotaexceededexception"
+        | b"billing_hard_limit_reached"
+        | b"spend_limit_exceeded" => (K::QuotaExceeded, D),
         // Missing things.
-        "resource_not_found"
-        | "endpoint_not_found"
-        | "model_not_found"
-        | "not_found_error"
-        | "deploymentnotfound"
-        | "resourcenotfoundexception"
-        | "unknown_url" => (K::NotFound, D),
-        "not_found" | "unimplemented" => (K::NotFound, G),
-        "already_exists" | "aborted" => (K::Conflict, G),
+        b"resource_not_found"
+        | b"endpoint_not_found"
+        | b"model_not_found"
+        | b"not_found_error"
+        | b"deploymentnotfound"
+        | b"resourcenotfoundexception"
+        | b"unknown_url" => (K::NotFound, D),
+        b"not_found" | b"unimplemented" => (K::NotFound, G),
+        b"already_exists" | b"aborted" => (K::Conflict, G),
         // Sizes and formats.
-        "file_too_large" | "request_too_large" | "payload_too_large" => (K::PayloadTooLarge, D),
-        "unsupported_media_type" => (K::UnsupportedMediaType, D),
-        "context_length_exceeded"
-        | "prompt_too_long"
-        | "context_window_exceeded"
-        | "model_context_window_exceeded" => (K::ContextLengthExceeded, D),
+        b"file_too_large" | b"request_too_large" | b"payload_too_large" => (K::PayloadTooLarge, D),
+        b"unsupported_media_type" => (K::UnsupportedMediaType, D),
+        b"context_length_exceeded"
+        | b"prompt_too_long"
+        | b"context_window_exceeded"
+        | b"model_context_window_exceeded" => (K::ContextLengthExceeded, D),
         // Moderation.
-        "content_filter"
-        | "content_policy_violation"
-        | "prompt_violation"
-        | "responsibleaipolicyviolation"
-        | "content_filtered"
-        | "moderation_blocked" => (K::ContentFiltered, D),
+        b"content_filter"
+        | b"content_policy_violation"
+        | b"prompt_violation"
+        | b"responsibleaipolicyviolation"
+        | b"content_filtered"
+        | b"moderation_blocked" => (K::ContentFiltered, D),
         // Rate limits.
-        "rate_limit_exceeded"
-        | "rate_limit_error"
-        | "concurrent_limit_exceeded"
-        | "throttlingexception"
-        | "too_many_requests"
-        | "rate_limited" => (K::RateLimited, D),
-        "resource_exhausted" | "requests" | "tokens" => (K::RateLimited, G),
+        b"rate_limit_exceeded"
+        | b"rate_limit_error"
+        | b"concurrent_limit_exceeded"
+        | b"throttlingexception"
+        | b"too_many_requests"
+        | b"rate_limited" => (K::RateLimited, D),
+        b"resource_exhausted" | b"requests" | b"tokens" => (K::RateLimited, G),
         // Capacity.
-        "overloaded" | "overloaded_error" | "engine_overloaded" => (K::Overloaded, D),
-        "service_unavailable"
-        | "model_unavailable"
-        | "serviceunavailableexception"
-        | "modelnotreadyexception" => (K::ServiceUnavailable, D),
-        "unavailable" => (K::ServiceUnavailable, G),
-        "timeout_error" => (K::GatewayTimeout, D),
-        "deadline_exceeded" => (K::GatewayTimeout, G),
-        "request_timeout" | "modeltimeoutexception" => (K::RequestTimeout, D),
-        "modelerrorexception" | "modelstreamerrorexception" | "upstream_error" => {
+        b"overloaded" | b"overloaded_error" | b"engine_overloaded" => (K::Overloaded, D),
+        b"service_unavailable"
+        | b"model_unavailable"
+        | b"serviceunavailableexception"
+        | b"modelnotreadyexception" => (K::ServiceUnavailable, D),
+        b"unavailable" => (K::ServiceUnavailable, G),
+        b"timeout_error" => (K::GatewayTimeout, D),
+        b"deadline_exceeded" => (K::GatewayTimeout, G),
+        b"request_timeout" | b"modeltimeoutexception" => (K::RequestTimeout, D),
+        b"modelerrorexception" | b"modelstreamerrorexception" | b"upstream_error" => {
             (K::BadGateway, D)
         }
         // Generic server failures: the status usually says more (a 502 `api_error`).
-        "internal_server_error"
-        | "internal_error"
-        | "processing_error"
-        | "api_error"
-        | "server_error"
-        | "internalserverexception"
-        | "internal"
-        | "unknown"
-        | "data_loss"
-        | "generation"
-        | "incomplete_generation" => (K::ServerError, G),
+        b"internal_server_error"
+        | b"internal_error"
+        | b"processing_error"
+        | b"api_error"
+        | b"server_error"
+        | b"internalserverexception"
+        | b"internal"
+        | b"unknown"
+        | b"data_loss"
+        | b"generation"
+        | b"incomplete_generation" => (K::ServerError, G),
         // Generic request problems.
-        "invalid_request_body"
-        | "missing_required_field"
-        | "invalid_field"
-        | "invalid_request"
-        | "invalid_field_value"
-        | "unsupported_model"
-        | "invalid_file_format"
-        | "invalid_temperature"
-        | "invalid_max_tokens"
-        | "invalid_image_size"
-        | "invalid_image_quality"
-        | "invalid_request_error"
-        | "validationexception"
-        | "invalid_argument"
-        | "failed_precondition"
-        | "out_of_range"
-        | "validation"
-        | "bad_request"
-        | "invalid_value" => (K::InvalidRequest, G),
-        "cancelled" => (K::Unknown, G),
+        b"invalid_request_body"
+        | b"missing_required_field"
+        | b"invalid_field"
+        | b"invalid_request"
+        | b"invalid_field_value"
+        | b"unsupported_model"
+        | b"invalid_file_format"
+        | b"invalid_temperature"
+        | b"invalid_max_tokens"
+        | b"invalid_image_size"
+        | b"invalid_image_quality"
+        | b"invalid_request_error"
+        | b"validationexception"
+        | b"invalid_argument"
+        | b"failed_precondition"
+        | b"out_of_range"
+        | b"validation"
+        | b"bad_request"
+        | b"invalid_value" => (K::InvalidRequest, G),
+        b"cancelled" => (K::Unknown, G),
         _ => return None,
     })
 }
@@ -283,9 +283,9 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
     status_kind.or(generic).unwrap_or(K::Unknown)
 }
 
-/// A text searched ASCII-case-insensitively for lowercase needles, without copying it: memchr
-/// finds each place the needle's first letter (either case) occurs, and the rest is compared in
-/// place. Messages are short and bounded, so this beats building a searcher per needle.
+/// A text searched ASCII-case-insensitively for lowercase needles, without copying it. Messages
+/// are short and bounded, so one plain pass that tries the needles starting with each byte beats
+/// a SIMD searcher set up per needle.
 struct Lower<'a>(&'a [u8]);
 
 impl<'a> Lower<'a> {
@@ -293,22 +293,29 @@ impl<'a> Lower<'a> {
         Lower(s.as_bytes())
     }
 
-    /// `needle` must be lowercase ASCII.
-    fn has(&self, needle: &str) -> bool {
-        let n = needle.as_bytes();
-        let Some(&first) = n.first() else {
-            return true;
-        };
-        memchr::memchr2_iter(first, first.to_ascii_uppercase(), self.0).any(|i| {
-            self.0
-                .get(i..i + n.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(n))
+    /// Whether any of `needles` (lowercase ASCII, non-empty) occurs.
+    fn has_any(&self, needles: &[&str]) -> bool {
+        let hay = self.0;
+        (0..hay.len()).any(|i| {
+            let b = hay[i].to_ascii_lowercase();
+            needles.iter().any(|n| {
+                let n = n.as_bytes();
+                n.first() == Some(&b)
+                    && hay
+                        .get(i..i + n.len())
+                        .is_some_and(|w| w.eq_ignore_ascii_case(n))
+            })
         })
+    }
+
+    /// Whether `needle` (lowercase ASCII) occurs.
+    fn has(&self, needle: &str) -> bool {
+        self.has_any(&[needle])
     }
 }
 
 fn any_ci(hay: &Lower<'_>, needles: &[&str]) -> bool {
-    needles.iter().any(|n| hay.has(n))
+    hay.has_any(needles)
 }
 
 /// Quota, billing, credits, spend limits: waiting a few seconds will not help.

@@ -123,10 +123,8 @@ pub(crate) fn from_response(
         inner.retry_after_source = Some(src);
     }
     inner.should_retry = hints.should_retry;
-    if present.has(hints::Present::REQUEST_ID) {
-        if let Some(id) = hints::request_id(headers) {
-            inner.request_id = Some(id.into_boxed_str());
-        }
+    if let Some(id) = present.request_id() {
+        inner.request_id = Some(id.into_boxed_str());
     }
     Some(ApiError::from_inner(inner))
 }
