@@ -57,6 +57,43 @@ fn main() {
             &[("retry-after", "5")],
             "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>",
         ),
+        (
+            "Gemini with RetryInfo",
+            429,
+            &[],
+            r#"{"error":{"code":429,"message":"Per-minute quota used up","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}"#,
+        ),
+        (
+            "Azure content filter",
+            400,
+            &[],
+            r#"{"error":{"code":"content_filter","message":"The prompt was filtered","param":"prompt","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}"#,
+        ),
+        (
+            "Bedrock throttling",
+            429,
+            &[(
+                "x-amzn-errortype",
+                "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            )],
+            r#"{"message":"Too many requests, wait a moment."}"#,
+        ),
+        (
+            "gRPC Trailers-Only",
+            200,
+            &[
+                ("grpc-status", "14"),
+                ("grpc-message", "backend%20restarting"),
+                ("grpc-retry-pushback-ms", "750"),
+            ],
+            "",
+        ),
+        (
+            "Anthropic prompt too long",
+            400,
+            &[],
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+        ),
         ("a success", 200, &[], r#"{"id":"chatcmpl-1","choices":[]}"#),
     ];
 
@@ -72,9 +109,13 @@ fn main() {
         }
         match ApiError::from_response(status, &map, body.as_bytes()) {
             None => println!("{name:<30} {:>6}  success", status.as_u16()),
+            // An in-band error carries its own status (Infron's numeric code): show both.
             Some(e) => println!(
                 "{name:<30} {:>6}  {:<24} {:<9} {:<28} {:<10} {}",
-                status.as_u16(),
+                match e.status() {
+                    Some(s) if s != status => format!("{}>{}", status.as_u16(), s.as_u16()),
+                    _ => status.as_u16().to_string(),
+                },
                 e.kind().to_string(),
                 e.is_retryable(),
                 e.code().unwrap_or("-"),

@@ -102,10 +102,17 @@ impl ApiError {
     }
 
     /// Classifies a response: `None` when it is a success (a status below 400 whose body carries
-    /// no error object), otherwise the normalized error.
+    /// no error object and whose `grpc-status`, if any, is 0), otherwise the normalized error.
+    ///
+    /// The body is parsed once; its shape picks the reader (OpenAI and the OpenAI-compatible
+    /// vendors, Azure, the five seed dialects, Anthropic, Gemini/Vertex, OpenRouter, xAI, vLLM,
+    /// TGI, Ollama, Bedrock, gRPC Trailers-Only headers, HTML or text pages). What the body
+    /// says beats the status (a quota 429 is [`ErrorKind::QuotaExceeded`]); the headers give the
+    /// request id and the retry hint (see [`hints`](crate::error::hints) for the precedence).
     ///
     /// Reads at most [`ParseOptions::DEFAULT_MAX_BODY_BYTES`] (64 KiB) of `body`; use
-    /// [`ApiError::from_response_with`] to change that.
+    /// [`ApiError::from_response_with`] to change that. A body cut by the limit is no longer
+    /// valid JSON, so the status decides.
     pub fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<ApiError> {
         ApiError::from_response_with(status, headers, body, &ParseOptions::new())
     }
@@ -177,7 +184,9 @@ impl ApiError {
         self.inner.error_type.as_deref()
     }
 
-    /// The request id, from the response headers or the body.
+    /// The request id: from the response headers (`x-request-id`, `request-id`,
+    /// `x-amzn-requestid`, ...), else from the body (seed 001's `meta.request_id`, Anthropic's
+    /// `request_id`). The headers win when both carry one.
     pub fn request_id(&self) -> Option<&str> {
         self.inner.request_id.as_deref()
     }

@@ -23,54 +23,71 @@ const KEY_PREFIXES: &[&str] = &[
     "api_key=", "api-key=", "apikey=", "key=",
 ];
 
+/// `STARTS[b]`: whether some prefix in [`KEY_PREFIXES`] starts with byte `b`.
+const STARTS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < KEY_PREFIXES.len() {
+        t[KEY_PREFIXES[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Returns `text` with every key-looking token masked with [`mask_key`].
 ///
 /// A token is a run of at least eight key characters (`A-Za-z0-9-_.`) that starts with a known
 /// prefix (`sk-`, `Bearer `, `AIza`, `key=` ...). Text without such a token is returned borrowed.
 pub fn mask_secrets(text: &str) -> Cow<'_, str> {
-    let is_key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    let mut out: Option<String> = None;
-    let mut i = 0;
+    let is_key_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
     let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0; // text[..copied] is already in `out`
+    let mut prev_key = false; // whether the previous character is a key character
+    let mut i = 0;
     while i < bytes.len() {
-        let rest = &text[i..];
-        let hit = KEY_PREFIXES
-            .iter()
-            .find(|p| rest.starts_with(**p))
-            .and_then(|p| {
-                let after = &rest[p.len()..];
-                let run = after.find(|c: char| !is_key_char(c)).unwrap_or(after.len());
-                // A sentence's full stop after the key is not part of it.
-                let run = after[..run].trim_end_matches('.').len();
-                (run >= 8).then_some((p.len(), run))
-            });
-        // Only match at a token boundary, so "risk-assessment" does not look like a key.
-        let boundary = i == 0 || !is_key_char(text[..i].chars().next_back().unwrap_or(' '));
-        match hit {
-            Some((plen, run)) if boundary => {
-                let o = out.get_or_insert_with(|| text[..i].to_owned());
-                let (prefix, token) = rest.split_at(plen);
+        let b = bytes[i];
+        // Only match at a token boundary, so "risk-assessment" does not look like a key, and
+        // only where a prefix can start (an ASCII byte, hence a char boundary).
+        if !prev_key && STARTS[usize::from(b)] {
+            if let Some((plen, run)) = key_at(&text[i..]) {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..i]);
+                let (prefix, token) = text[i..].split_at(plen);
                 if prefix.ends_with(' ') || prefix.ends_with('=') {
                     o.push_str(prefix);
                     o.push_str(&mask_key(&token[..run]));
                 } else {
-                    o.push_str(&mask_key(&rest[..plen + run]));
+                    o.push_str(&mask_key(&text[i..i + plen + run]));
                 }
                 i += plen + run;
-            }
-            _ => {
-                let c = rest.chars().next().unwrap_or(' ');
-                if let Some(o) = out.as_mut() {
-                    o.push(c);
-                }
-                i += c.len_utf8();
+                copied = i;
+                prev_key = true;
+                continue;
             }
         }
+        // Non-ASCII bytes (and so every byte of a multi-byte character) are not key bytes.
+        prev_key = is_key_byte(b);
+        i += 1;
     }
     match out {
-        Some(o) => Cow::Owned(o),
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
         None => Cow::Borrowed(text),
     }
+}
+
+/// The prefix length and key length of a key starting at the beginning of `rest`, if any.
+fn key_at(rest: &str) -> Option<(usize, usize)> {
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let p = KEY_PREFIXES.iter().find(|p| rest.starts_with(**p))?;
+    let after = &rest[p.len()..];
+    let run = after.find(|c: char| !is_key_char(c)).unwrap_or(after.len());
+    // A sentence's full stop after the key is not part of it.
+    let run = after[..run].trim_end_matches('.').len();
+    (run >= 8).then_some((p.len(), run))
 }
 
 #[cfg(test)]

@@ -1,0 +1,132 @@
+//! In-band detection and shape details that need crate-private access.
+
+use super::*;
+
+fn in_band(body: &str) -> Option<ApiError> {
+    from_json_in_band(body.as_bytes())
+}
+
+/// (body, kind, status, code, dialect)
+type Case = (
+    &'static str,
+    ErrorKind,
+    Option<u16>,
+    Option<&'static str>,
+    Option<Dialect>,
+);
+
+#[test]
+fn in_band_error_documents_are_recognized() {
+    let cases: &[Case] = &[
+        (
+            r#"{"error":{"message":"boom","type":"server_error","code":null}}"#,
+            ErrorKind::ServerError,
+            None,
+            None,
+            Some(Dialect::OpenAi),
+        ),
+        (
+            r#"{"id":"gen-1","object":"chat.completion.chunk","error":{"code":502,"message":"upstream died"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}"#,
+            ErrorKind::BadGateway,
+            Some(502),
+            Some("502"),
+            Some(Dialect::Infron),
+        ),
+        (
+            r#"{"error":{"code":"server_error","message":"provider stopped"},"choices":[{"finish_reason":"error"}]}"#,
+            ErrorKind::ServerError,
+            None,
+            Some("server_error"),
+            Some(Dialect::Infuzu),
+        ),
+        (
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+            ErrorKind::Overloaded,
+            None,
+            Some("overloaded_error"),
+            Some(Dialect::Anthropic),
+        ),
+        (
+            r#"{"error":{"code":429,"message":"later","status":"RESOURCE_EXHAUSTED"}}"#,
+            ErrorKind::RateLimited,
+            Some(429),
+            Some("429"),
+            None,
+        ),
+        (
+            r#"[{"error":{"code":503,"message":"later","status":"UNAVAILABLE"}}]"#,
+            ErrorKind::ServiceUnavailable,
+            Some(503),
+            Some("503"),
+            None,
+        ),
+        (
+            r#"{"error":"model crashed","error_type":"generation"}"#,
+            ErrorKind::ServerError,
+            None,
+            Some("generation"),
+            None,
+        ),
+        (
+            r#"{"object":"error","message":"bad","type":"BadRequestError","param":null,"code":400}"#,
+            ErrorKind::InvalidRequest,
+            Some(400),
+            Some("400"),
+            None,
+        ),
+        (
+            r#"{"type":"error","code":"rate_limit_exceeded","message":"slow","param":null,"sequence_number":3}"#,
+            ErrorKind::RateLimited,
+            None,
+            Some("rate_limit_exceeded"),
+            None,
+        ),
+    ];
+    for (body, kind, status, code, dialect) in cases {
+        let e = in_band(body).unwrap_or_else(|| panic!("not recognized: {body}"));
+        assert_eq!(e.kind(), *kind, "{body}");
+        assert_eq!(e.status().map(|s| s.as_u16()), *status, "{body}");
+        assert_eq!(e.code(), *code, "{body}");
+        assert_eq!(e.dialect(), *dialect, "{body}");
+    }
+}
+
+#[test]
+fn normal_chunks_are_not_errors() {
+    for body in [
+        r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#,
+        r#"{"type":"message_start","message":{"id":"m1"}}"#,
+        r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]}}]}"#,
+        r#"[{"candidates":[]}]"#,
+        r#"{"error":null,"choices":[]}"#,
+        r#"{"message":"a normal field"}"#,
+        r#"{"error":""}"#,
+        "[DONE]",
+        "",
+        "not json",
+        "42",
+    ] {
+        assert!(in_band(body).is_none(), "{body}");
+    }
+}
+
+#[test]
+fn in_band_retry_delay_is_a_body_hint() {
+    let e = in_band(
+        r#"{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(e.retry_after(), Some(Duration::from_millis(1500)));
+    assert_eq!(
+        e.retry_after_source(),
+        Some(crate::error::HintSource::BodyRetryDelay)
+    );
+}
+
+#[test]
+fn clean_bounds_and_masks() {
+    assert_eq!(clean("  hi  ", 10), "hi");
+    assert_eq!(clean("abcdef", 3), "abc…");
+    assert_eq!(clean("key sk-0123456789abcdef", 100), "key sk-01***");
+    assert_eq!(clean("ééééé", 2), "éé…");
+}
