@@ -198,7 +198,7 @@ infron_table! {
     400 InvalidRequest "invalid_request_error";
     401 Authentication "authentication_error";
     402 InsufficientFunds "payment_required";
-    403 ContentFiltered "invalid_request_error";
+    403 ContentFiltered "content_filter";
     408 RequestTimeout "invalid_request_error";
     429 RateLimited "rate_limit_error";
     502 BadGateway "server_error";
@@ -290,7 +290,7 @@ kind_table! {
     PayloadTooLarge => 413 "payload_too_large", 413 "PAYLOAD_TOO_LARGE", 413 "invalid_request_error" "payload_too_large", 413, 413 "request_too_large";
     UnsupportedMediaType => 415 "unsupported_media_type", 415 "UNSUPPORTED_MEDIA_TYPE", 415 "invalid_request_error" "unsupported_media_type", 415, 415 "invalid_request_error";
     ContextLengthExceeded => 400 "context_length_exceeded", 400 "PROMPT_TOO_LONG", 400 "invalid_request_error" "context_length_exceeded", 400, 400 "invalid_request_error";
-    ContentFiltered => 403 "content_filtered", 400 "PROMPT_VIOLATION", 400 "invalid_request_error" "content_filter", 403, 403 "invalid_request_error";
+    ContentFiltered => 403 "content_filtered", 400 "PROMPT_VIOLATION", 400 "invalid_request_error" "content_filter", 403, 400 "invalid_request_error";
     RequestTimeout => 408 "request_timeout", 408 "REQUEST_TIMEOUT", 408 "invalid_request_error" "request_timeout", 408, 408 "invalid_request_error";
     RateLimited => 429 "rate_limit_exceeded", 429 "RATE_LIMIT_EXCEEDED", 429 "rate_limit_error" "rate_limit_exceeded", 429, 429 "rate_limit_error";
     QuotaExceeded => 429 "quota_exceeded", 403 "QUOTA_EXCEEDED", 429 "insufficient_quota" "insufficient_quota", 429, 429 "rate_limit_error";
@@ -381,7 +381,7 @@ fn headers_and_meta() {
 fn render_then_parse_keeps_message_status_request_id_and_hint() {
     for d in Dialect::ALL {
         for kind in ErrorKind::ALL {
-            let e = ApiError::new(kind, "the \"thing\" failed\n")
+            let e = ApiError::new(kind, "the \"thing\"\nfailed")
                 .with_request_id("req_42")
                 .with_retry_after(Duration::from_secs(7));
             let res = e.render(d);
@@ -395,10 +395,21 @@ fn render_then_parse_keeps_message_status_request_id_and_hint() {
                 Some(Duration::from_secs(7)),
                 "{d} {kind:?}"
             );
-            // Where the status alone names the kind, even a status-only reader gets it back.
-            if ErrorKind::from_status(res.status()) == Some(kind) {
-                assert_eq!(back.kind(), kind, "{d}");
-            }
+            let expected = match (d, kind) {
+                // Nothing on the wire distinguishes an unknown failure from a plain 500.
+                (_, ErrorKind::Unknown) => ErrorKind::ServerError,
+                // Anthropic's error types are a closed set with no slot for these kinds: they
+                // degrade to the nearest type (documented in `render`).
+                (
+                    Dialect::Anthropic,
+                    ErrorKind::ContextLengthExceeded | ErrorKind::ContentFiltered,
+                ) => ErrorKind::InvalidRequest,
+                (Dialect::Anthropic, ErrorKind::QuotaExceeded) => ErrorKind::RateLimited,
+                (_, k) => k,
+            };
+            assert_eq!(back.kind(), expected, "{d} {kind:?}: {:?}", res.body());
+            // Whatever the dialect can say, the retry verdict survives (`x-should-retry`).
+            assert_eq!(back.is_retryable(), kind.is_retryable(), "{d} {kind:?}");
         }
     }
 }

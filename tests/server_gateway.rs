@@ -565,12 +565,7 @@ const SEED_ROWS: &[(Dialect, &str, u16, &str)] = &[
         "authentication_error",
     ),
     (Dialect::Infron, "payment_required", 402, "payment_required"),
-    (
-        Dialect::Infron,
-        "content_filter",
-        403,
-        "invalid_request_error",
-    ),
+    (Dialect::Infron, "content_filter", 403, "content_filter"),
     (
         Dialect::Infron,
         "request_timeout",
@@ -668,7 +663,7 @@ async fn a_stream_that_dies_ends_with_one_error_event() {
         (
             Dialect::Infron,
             "api",
-            "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"type\":\"server_error\",\"param\":\"\"}}\n\n",
+            "data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"type\":\"overloaded\",\"param\":\"\"}}\n\n",
         ),
         (
             Dialect::Anthropic,

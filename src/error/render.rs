@@ -20,10 +20,19 @@
 //! 422), else the dialect's status for the kind. Status 529 exists only in the Anthropic dialect
 //! (`overloaded_error`); elsewhere an overload is a 503.
 //!
+//! Infron has a numeric code and a free-form `type`; where the status alone does not name the
+//! kind (a context-length 400, a moderation 403, an overload 503) the type carries the precise
+//! name (`context_length_exceeded`, `content_filter`, `overloaded`). Anthropic's types are a
+//! closed set: `ContextLengthExceeded` and `ContentFiltered` render as `invalid_request_error`
+//! and `QuotaExceeded` as `rate_limit_error`, so a reader gets back the nearest kind, and the
+//! `x-should-retry` header keeps the retry verdict. Every other dialect round-trips every kind
+//! (`Unknown` reads back as `ServerError`).
+//!
 //! # Headers
 //!
 //! `content-type: application/json`; `retry-after` in whole seconds, rounded up, when the error
-//! carries a retry hint; `x-request-id` when it carries a request id.
+//! carries a retry hint; `x-request-id` when it carries a request id; `x-should-retry: true|false`
+//! from [`ApiError::is_retryable`], which the official SDKs honor.
 //!
 //! # Bounds and secrets
 //!
@@ -219,6 +228,9 @@ pub(crate) fn anthropic_type(kind: ErrorKind) -> (&'static str, u16) {
         ErrorKind::ServiceUnavailable => ("api_error", 503),
         ErrorKind::GatewayTimeout => ("timeout_error", 504),
         ErrorKind::Overloaded => ("overloaded_error", 529),
+        // Anthropic reports refusals in-band (`stop_reason: "refusal"`); an error response for
+        // one is a plain invalid request.
+        ErrorKind::ContentFiltered => ("invalid_request_error", 400),
         k => ("invalid_request_error", k.default_status().as_u16()),
     }
 }
@@ -377,6 +389,13 @@ impl ApiError {
         if let Some(d) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(ceil_secs(d)));
         }
+        // The retry verdict travels explicitly, so that a dialect without a slot for the kind
+        // (Anthropic has no quota type) cannot turn a never-retry error into a retryable one.
+        // The official OpenAI and Anthropic SDKs honor this header.
+        headers.insert(
+            header::HeaderName::from_static("x-should-retry"),
+            HeaderValue::from_static(if self.is_retryable() { "true" } else { "false" }),
+        );
         if let Some(id) = self.rendered_request_id() {
             if let Ok(v) = HeaderValue::from_str(&id) {
                 headers.insert(header::HeaderName::from_static("x-request-id"), v);
@@ -467,7 +486,12 @@ impl ApiError {
                     .error_type()
                     .filter(|t| OPENAI_TYPES.contains(t))
                     .unwrap_or(ty);
-                let code = match self.code() {
+                // Anthropic has no codes: its parser reports the error type as the code, and
+                // that vocabulary is not OpenAI's, so such an error gets the canonical code.
+                let carried = self
+                    .code()
+                    .filter(|_| self.dialect() != Some(Dialect::Anthropic));
+                let code = match carried {
                     Some(c) if is_lower_snake(c) => c.to_owned(),
                     Some(c) if is_lower_snake(&c.to_ascii_lowercase()) => c.to_ascii_lowercase(),
                     _ => code.to_owned(),
@@ -481,12 +505,23 @@ impl ApiError {
                 st
             }
             Dialect::Infron => {
-                let (ty, _, _) = openai_code(kind);
+                let (coarse, precise, _) = openai_code(kind);
                 let st = self.status_for_kind(kind.default_status().as_u16());
-                let ty = self
-                    .error_type()
-                    .filter(|t| OPENAI_TYPES.contains(t))
-                    .unwrap_or(ty);
+                // Infron has no string code, only a free-form `type`. Where the status alone
+                // does not name the kind (a 400 that is a context-length failure, a 403 that is
+                // a moderation flag, a 503 that is an overload), the type carries the precise
+                // name so that a reader gets the kind back.
+                let status_names_kind = StatusCode::from_u16(st)
+                    .ok()
+                    .and_then(ErrorKind::from_status)
+                    == Some(kind);
+                let ty = if status_names_kind {
+                    self.error_type()
+                        .filter(|t| OPENAI_TYPES.contains(t))
+                        .unwrap_or(coarse)
+                } else {
+                    precise
+                };
                 w.open("error");
                 w.raw("code", &st.to_string());
                 w.str("message", Some(&message));

@@ -53,7 +53,14 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
     if f.status.is_none() {
         f.status = status_field(err, "status");
     }
-    if numeric_code && f.status == Some(403) {
+    // Infron's 403 means "moderation flagged the input", unless a precise `type` says otherwise
+    // (our own renderer writes `permission_error` for a plain permission failure).
+    let precise_type = f
+        .error_type
+        .as_deref()
+        .and_then(super::codes::lookup)
+        .is_some_and(|(_, w)| w == super::codes::Weight::Decisive);
+    if numeric_code && f.status == Some(403) && !precise_type {
         f.kind = Some(ErrorKind::ContentFiltered);
     }
     if let Some(Value::Object(meta)) = err.get("metadata") {
