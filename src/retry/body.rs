@@ -179,7 +179,7 @@ where
                 id: 0,
                 pos: 0,
                 yielded: 0,
-                hint: hint.clone(),
+                hint,
                 trailers_sent: false,
             },
         };
@@ -217,7 +217,7 @@ impl<B> ReplaySource<B> {
                     id,
                     pos: 0,
                     yielded: 0,
-                    hint: hint.clone(),
+                    hint: *hint,
                     trailers_sent: false,
                 }
             }
