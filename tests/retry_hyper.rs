@@ -104,7 +104,8 @@ async fn streamed_body_is_replayed_byte_for_byte_after_a_failed_attempt() {
             b"\"hello\"}",
         ]))
         .unwrap();
-    let resp = svc.oneshot(req).await.unwrap();
+    // Spawned: the whole stack is `Send`, as a real client needs.
+    let resp = tokio::spawn(svc.oneshot(req)).await.unwrap().unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);

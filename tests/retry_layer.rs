@@ -761,6 +761,11 @@ async fn streamed_body_over_limit_is_sent_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    // Not replayable any more, so the error body was not even read.
+    assert_eq!(
+        format!("{:?}", r.body()),
+        "ResponseBody { prefix_len: None, .. }"
+    );
     assert_eq!(up.calls(), 1);
     assert_eq!(up.seen()[0].body, "0123456789abcdefghij");
 }

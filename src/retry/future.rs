@@ -87,13 +87,8 @@ pin_project! {
     enum State<F, ResBody> {
         // Polling the inner service's future.
         Called { #[pin] future: F },
-        // Reading the bounded prefix of a response body to classify it.
-        //
-        // This is the seam for stream inspection: a `200 text/event-stream` response can be
-        // held here the same way until its first SSE event (feed the frames to `sse::Parser`
-        // instead of `Prefix`, classify with `ApiError::from_sse_event`, and re-serve what was
-        // read through `ResponseBody`), see `check_mode`.
-        Checking { parts: Option<http::response::Parts>, body: Option<Pin<Box<ResBody>>>, prefix: Prefix },
+        // Holding a response and reading the start of its body to classify it (see `Check`).
+        Checking { check: Check, parts: Option<http::response::Parts>, body: Option<Pin<Box<ResBody>>>, prefix: Prefix },
         // Sleeping before the next attempt.
         Waiting,
         // Waiting for the inner service to be ready for the next attempt.
@@ -141,13 +136,31 @@ fn attempt_end(config: &Config, deadline: Option<Instant>, now: Instant) -> Opti
     }
 }
 
-/// Which responses are held and read before they reach the caller (see the seam on
-/// `State::Checking`). Today: error statuses, or what `inspect_if` selects.
-fn check_mode(config: &Config, parts_status: http::StatusCode, headers: &HeaderMap) -> bool {
-    match &config.inspect_if {
-        Some(f) => f(parts_status, headers),
-        None => parts_status.as_u16() >= 400,
-    }
+/// How a held response is read before the retry decision.
+///
+/// This is the seam for stream inspection. A `200 text/event-stream` response can be held
+/// the same way until its first SSE event: add a variant carrying an `sse::Parser`, return it
+/// from [`check_for`] for that content type, and in `State::Checking` feed each frame both to
+/// the parser and to `Prefix::buf` (the bytes the caller will be re-served) until the parser
+/// yields one event; classify with `ApiError::from_sse_event` (an error event: retry like an
+/// error response; a stream that ends with no event: retryable; a normal event: return the
+/// response with `ResponseBody::replayed`, which re-serves everything read so far and then
+/// streams the rest, where the SSE body wrapper takes over). Nothing else in the state
+/// machine changes.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    /// Read up to `max_error_body_bytes` and classify with `ApiError::from_response`.
+    ErrorBody,
+}
+
+/// Which responses are held and read before they reach the caller: error statuses, or what
+/// `inspect_if` selects. `None`: pass the response through unread.
+fn check_for(config: &Config, status: http::StatusCode, headers: &HeaderMap) -> Option<Check> {
+    let inspect = match &config.inspect_if {
+        Some(f) => f(status, headers),
+        None => status.as_u16() >= 400,
+    };
+    inspect.then_some(Check::ErrorBody)
 }
 
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, S::Future, ReqBody, ResBody>
@@ -208,14 +221,22 @@ where
                     };
                     match result {
                         Ok(resp) => {
-                            if this.saved.is_none()
+                            let check = if this.saved.is_none()
                                 || *this.retries >= this.config.max_retries
-                                || !check_mode(this.config, resp.status(), resp.headers())
                             {
+                                None
+                            } else {
+                                check_for(this.config, resp.status(), resp.headers())
+                            };
+                            let Some(check) = check.filter(|_| {
+                                this.saved.as_ref().is_some_and(|s| s.body.is_replayable())
+                            }) else {
+                                // Nothing left to decide: the response goes out unread.
                                 return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
-                            }
+                            };
                             let (parts, body) = resp.into_parts();
                             this.state.set(State::Checking {
+                                check,
                                 parts: Some(parts),
                                 body: Some(Box::pin(body)),
                                 prefix: Prefix::default(),
@@ -260,10 +281,12 @@ where
                     }
                 }
                 StateProj::Checking {
+                    check,
                     parts,
                     body,
                     prefix,
                 } => {
+                    let Check::ErrorBody = *check;
                     let limit = this.config.max_error_body_bytes;
                     let filled = match body.as_mut() {
                         Some(b) => prefix.poll_fill(b, limit, cx),
