@@ -803,3 +803,51 @@ async fn concurrent_failures_do_not_retry_in_lockstep() {
     assert_ne!(t[2].1 - start, t[3].1 - start);
     drop(up);
 }
+
+/// Ready for the first call only; after that never ready again.
+#[derive(Clone)]
+struct ReadyOnce(Arc<AtomicU32>);
+
+impl Service<Request<ReplayBody<Full<Bytes>>>> for ReadyOnce {
+    type Response = Response<Full<Bytes>>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Self::Response, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        if self.0.load(Ordering::SeqCst) == 0 {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+
+    fn call(&mut self, _req: Request<ReplayBody<Full<Bytes>>>) -> Self::Future {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(Response::builder()
+            .status(503)
+            .body(Full::new(Bytes::new()))
+            .unwrap()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_covers_waiting_for_readiness() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let s = ServiceBuilder::new()
+        .layer(RetryLayer::new().deadline(Duration::from_secs(5)))
+        .service(ReadyOnce(calls.clone()));
+    let err = s.oneshot(post("x")).await.unwrap_err();
+    let err = err.downcast_ref::<RetryError>().unwrap();
+    assert!(err.is_deadline());
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(
+        err.api_error().unwrap().status(),
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    );
+    assert_eq!(Instant::now() - start, Duration::from_secs(5));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

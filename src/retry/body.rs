@@ -578,3 +578,133 @@ impl Prefix {
         Poll::Ready(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::future::poll_fn;
+
+    type Item = Result<Frame<Bytes>, BoxError>;
+
+    fn stream(
+        items: Vec<Item>,
+    ) -> StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Item>>> {
+        StreamBody::new(futures_util::stream::iter(items))
+    }
+
+    fn data(s: &'static str) -> Item {
+        Ok(Frame::data(Bytes::from_static(s.as_bytes())))
+    }
+
+    fn trailers() -> HeaderMap {
+        let mut t = HeaderMap::new();
+        t.insert("grpc-status", http::HeaderValue::from_static("0"));
+        t
+    }
+
+    async fn fill<B>(body: B, limit: usize) -> (Prefix, Pin<Box<B>>)
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let mut body = Box::pin(body);
+        let mut prefix = Prefix::default();
+        poll_fn(|cx| prefix.poll_fill(&mut body, limit, cx)).await;
+        (prefix, body)
+    }
+
+    #[tokio::test]
+    async fn prefix_is_re_served_then_the_rest_then_trailers() {
+        let body = stream(vec![
+            data("abc"),
+            data("def"),
+            data("ghi"),
+            Ok(Frame::trailers(trailers())),
+        ]);
+        let (prefix, body) = fill(body, 4).await;
+        assert_eq!(&prefix.buf[..], b"abcdef");
+        assert!(!prefix.done);
+        let out = ResponseBody::replayed(prefix, body)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(out.trailers(), Some(&trailers()));
+        assert_eq!(out.to_bytes(), "abcdefghi");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_ends_or_fails_inside_the_prefix_is_re_served_as_it_was() {
+        let (prefix, body) = fill(
+            stream(vec![data("x"), Ok(Frame::trailers(trailers()))]),
+            100,
+        )
+        .await;
+        assert!(prefix.done);
+        let out = ResponseBody::replayed(prefix, body)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.trailers().cloned(), out.to_bytes()),
+            (Some(trailers()), Bytes::from("x"))
+        );
+
+        let failing = stream(vec![data("part"), Err("boom".into()), data("never")]);
+        let (prefix, body) = fill(failing, 100).await;
+        let mut rb = Box::pin(ResponseBody::replayed(prefix, body));
+        let first = rb.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "part");
+        assert_eq!(rb.frame().await.unwrap().unwrap_err().to_string(), "boom");
+        assert!(rb.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_newer_attempt_replays_and_continues_while_an_older_one_stops() {
+        let (mut first, source) = ReplayBody::first(
+            stream(vec![data("one "), data("two "), data("three")]),
+            1024,
+        );
+        let source = source.unwrap();
+        // The first attempt reads one frame and is then abandoned.
+        let f = first.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(f, "one ");
+        let second = source.next_attempt();
+        assert!(first.frame().await.unwrap().is_err());
+        assert_eq!(second.collect().await.unwrap().to_bytes(), "one two three");
+        assert!(source.is_replayable());
+        assert_eq!(
+            source.next_attempt().collect().await.unwrap().to_bytes(),
+            "one two three"
+        );
+    }
+
+    #[tokio::test]
+    async fn overflow_keeps_streaming_but_ends_replay() {
+        let (first, source) = ReplayBody::first(stream(vec![data("12345"), data("67890")]), 6);
+        assert_eq!(first.collect().await.unwrap().to_bytes(), "1234567890");
+        assert!(!source.unwrap().is_replayable());
+    }
+
+    #[tokio::test]
+    async fn a_failed_body_is_not_replayable() {
+        let (first, source) = ReplayBody::first(stream(vec![data("a"), Err("gone".into())]), 100);
+        assert!(first.collect().await.is_err());
+        assert!(!source.unwrap().is_replayable());
+    }
+
+    #[test]
+    fn full_bodies_are_shared_not_copied() {
+        let bytes = Bytes::from_static(b"payload");
+        let (first, source) = ReplayBody::first(http_body_util::Full::new(bytes.clone()), 100);
+        assert!(matches!(first.kind, Kind::Buffered { .. }));
+        match source {
+            Some(ReplaySource::Buffered { data: Some(d), .. }) => {
+                assert_eq!(d.as_ptr(), bytes.as_ptr())
+            }
+            _ => panic!("expected a buffered source"),
+        }
+        let (_, none) = ReplayBody::first(http_body_util::Full::new(bytes), 3);
+        assert!(none.is_none());
+    }
+}

@@ -364,10 +364,29 @@ where
                     if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
                         ready!(sleep.poll(cx));
                     }
+                    // The next attempt's clock starts now: waiting for the service to be ready
+                    // counts towards its timeout and the deadline.
+                    if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
+                        start_wait(this.sleep.as_mut(), at);
+                        *this.timer_armed = true;
+                    }
                     this.state.set(State::Retrying);
                 }
                 StateProj::Retrying => {
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                    let ready = match this.service.poll_ready(cx) {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            // Not ready in time: the retry is abandoned, not counted.
+                            let reason = timed_out(this.deadline);
+                            return Poll::Ready(Err(give_up(
+                                this.retries,
+                                reason,
+                                this.last_api_error,
+                            )));
+                        }
+                    };
+                    if let Err(e) = ready {
                         return Poll::Ready(Err(RetryError::new(
                             *this.retries + 1,
                             Reason::Transport,
@@ -385,10 +404,6 @@ where
                     };
                     *this.retries += 1;
                     let req = saved.request(*this.retries, this.config.attempt_header.as_ref());
-                    if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
-                        start_wait(this.sleep.as_mut(), at);
-                        *this.timer_armed = true;
-                    }
                     let future = this.service.call(req);
                     this.state.set(State::Called { future });
                 }
