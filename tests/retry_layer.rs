@@ -851,3 +851,49 @@ async fn deadline_covers_waiting_for_readiness() {
     assert_eq!(Instant::now() - start, Duration::from_secs(5));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+impl io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_is_traced_without_headers() {
+    let out = Captured::default();
+    let w = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let up = Upstream::new([
+        resp_h(
+            429,
+            &[("retry-after-ms", "100"), ("set-cookie", "session-secret")],
+            "{}",
+        ),
+        resp(200, "ok"),
+    ]);
+    let mut req = post("x");
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_static("Bearer sk-live-secret-key"),
+    );
+    svc(RetryLayer::new(), &up).oneshot(req).await.unwrap();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("retrying request"), "{text}");
+    assert!(text.contains("retry=1"), "{text}");
+    assert!(text.contains("kind=\"rate_limited\""), "{text}");
+    assert!(text.contains("hint_source=\"retry_after_ms\""), "{text}");
+    assert!(text.contains("hint_ms=100"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}

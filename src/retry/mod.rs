@@ -115,6 +115,17 @@
 //! requests that fail together retry together; the backoff here is a few lines of checked
 //! arithmetic over `fastrand`.
 //!
+//! # Limits
+//!
+//! - A server that closes the connection cleanly (no reset) before answering surfaces in hyper
+//!   as an "incomplete message" error with no `io::Error` inside; this crate does not depend on
+//!   hyper, so it cannot recognize that error and does not retry it by default. Opt in with
+//!   [`retry_if`](RetryLayer::retry_if), for example by downcasting to `hyper::Error` and
+//!   checking `is_incomplete_message()`.
+//! - The inner service receives `Request<ReplayBody<B>>`. A client that only takes one concrete
+//!   body type (tonic's `Channel` takes `tonic::body::Body`) needs a `map_request` below this
+//!   layer that wraps the body into that type.
+//!
 //! # Bodies
 //!
 //! The request body must be `Unpin` with `Data` convertible to and from [`bytes::Bytes`]
