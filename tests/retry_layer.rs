@@ -370,6 +370,7 @@ hint_cases! {
     hint_retry_after_date: date_pair(5) => Duration::from_secs(5), HintSource::RetryAfterDate;
     hint_past_date_is_zero: date_pair(0) => Duration::ZERO, HintSource::RetryAfterDate;
     hint_ms_wins_over_seconds: vec![("retry-after", "9".into()), ("retry-after-ms", "250".into())] => Duration::from_millis(250), HintSource::RetryAfterMs;
+    hint_duplicate_headers_first_wins: vec![("retry-after", "4".into()), ("retry-after", "8".into())] => Duration::from_secs(4), HintSource::RetryAfterSeconds;
 }
 
 #[tokio::test(start_paused = true)]
