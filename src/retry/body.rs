@@ -42,7 +42,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Passthrough { #[pin] body: B },
-        Buffered { data: Option<Bytes>, trailers: Option<HeaderMap> },
+        Buffered { data: Option<Bytes>, trailers: Option<Box<HeaderMap>> },
         Shared { log: Arc<Mutex<Log<B>>>, id: u32, pos: usize, yielded: u64, hint: SizeHint, trailers_sent: bool },
     }
 }
@@ -69,7 +69,8 @@ fn lock<B>(log: &Mutex<Log<B>>) -> MutexGuard<'_, Log<B>> {
 pub(crate) enum ReplaySource<B> {
     Buffered {
         data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
+        // Boxed: trailers on a request are rare, and this keeps the response future small.
+        trailers: Option<Box<HeaderMap>>,
     },
     Shared {
         log: Arc<Mutex<Log<B>>>,
@@ -137,6 +138,7 @@ where
                 }
             }
             if ended && error.is_none() && frames.is_empty() {
+                let trailers = trailers.map(Box::new);
                 let attempt = ReplayBody {
                     kind: Kind::Buffered {
                         data: first.clone(),
@@ -258,7 +260,7 @@ where
                 if let Some(d) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(d.into()))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
             }
             KindProj::Shared {
                 log,
@@ -413,9 +415,8 @@ pin_project! {
     /// was read to classify it yields that prefix first, then the rest of the same inner body,
     /// so the caller receives the complete body byte for byte (frame boundaries may differ).
     pub struct ResponseBody<B> {
-        prefix: Option<Bytes>,
-        error: Option<BoxError>,
-        trailers: Option<HeaderMap>,
+        // What was read for classification, to serve again (boxed: only on the error path).
+        read: Option<Box<Replayed>>,
         inner_done: bool,
         #[pin]
         inner: Inner<B>,
@@ -430,12 +431,16 @@ pin_project! {
     }
 }
 
+struct Replayed {
+    prefix: Option<Bytes>,
+    error: Option<BoxError>,
+    trailers: Option<HeaderMap>,
+}
+
 impl<B> ResponseBody<B> {
     pub(crate) fn plain(body: B) -> ResponseBody<B> {
         ResponseBody {
-            prefix: None,
-            error: None,
-            trailers: None,
+            read: None,
             inner_done: false,
             inner: Inner::Plain { body },
         }
@@ -443,12 +448,27 @@ impl<B> ResponseBody<B> {
 
     pub(crate) fn replayed(prefix: Prefix, body: Pin<Box<B>>) -> ResponseBody<B> {
         ResponseBody {
-            prefix: Some(prefix.buf.freeze()).filter(|b| !b.is_empty()),
-            error: prefix.error,
-            trailers: prefix.trailers,
+            read: Some(Box::new(Replayed {
+                prefix: Some(prefix.buf.freeze()).filter(|b| !b.is_empty()),
+                error: prefix.error,
+                trailers: prefix.trailers,
+            })),
             inner_done: prefix.done,
             inner: Inner::Read { body },
         }
+    }
+
+    fn pending_prefix(&self) -> usize {
+        self.read
+            .as_ref()
+            .and_then(|r| r.prefix.as_ref())
+            .map_or(0, Bytes::len)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.read
+            .as_ref()
+            .is_some_and(|r| r.prefix.is_some() || r.error.is_some() || r.trailers.is_some())
     }
 }
 
@@ -466,15 +486,17 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        if let Some(p) = this.prefix.take() {
-            return Poll::Ready(Some(Ok(Frame::data(p.into()))));
-        }
-        if let Some(e) = this.error.take() {
-            *this.inner_done = true;
-            return Poll::Ready(Some(Err(e)));
-        }
-        if let Some(t) = this.trailers.take() {
-            return Poll::Ready(Some(Ok(Frame::trailers(t))));
+        if let Some(read) = this.read.as_mut() {
+            if let Some(p) = read.prefix.take() {
+                return Poll::Ready(Some(Ok(Frame::data(p.into()))));
+            }
+            if let Some(e) = read.error.take() {
+                *this.inner_done = true;
+                return Poll::Ready(Some(Err(e)));
+            }
+            if let Some(t) = read.trailers.take() {
+                return Poll::Ready(Some(Ok(Frame::trailers(t))));
+            }
         }
         if *this.inner_done {
             return Poll::Ready(None);
@@ -487,9 +509,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_none()
-            && self.error.is_none()
-            && self.trailers.is_none()
+        !self.has_pending()
             && (self.inner_done
                 || match &self.inner {
                     Inner::Plain { body } => body.is_end_stream(),
@@ -498,7 +518,7 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let prefix = self.pending_prefix() as u64;
         if self.inner_done {
             return SizeHint::with_exact(prefix);
         }
@@ -518,7 +538,13 @@ where
 impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseBody")
-            .field("prefix_len", &self.prefix.as_ref().map(Bytes::len))
+            .field(
+                "prefix_len",
+                &self
+                    .read
+                    .as_ref()
+                    .map(|r| r.prefix.as_ref().map_or(0, Bytes::len)),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -88,7 +88,8 @@ pin_project! {
         // Polling the inner service's future.
         Called { #[pin] future: F },
         // Holding a response and reading the start of its body to classify it (see `Check`).
-        Checking { check: Check, parts: Option<http::response::Parts>, body: Option<Pin<Box<ResBody>>>, prefix: Prefix },
+        // Boxed: only error responses get here, and it keeps the future small.
+        Checking { check: Check, held: Box<Held<ResBody>> },
         // Sleeping before the next attempt.
         Waiting,
         // Waiting for the inner service to be ready for the next attempt.
@@ -134,6 +135,13 @@ fn attempt_end(config: &Config, deadline: Option<Instant>, now: Instant) -> Opti
         (Some(a), Some(d)) => Some(a.min(d)),
         (a, d) => a.or(d),
     }
+}
+
+/// A response being read before the retry decision.
+struct Held<B> {
+    parts: Option<http::response::Parts>,
+    body: Option<Pin<Box<B>>>,
+    prefix: Prefix,
 }
 
 /// How a held response is read before the retry decision.
@@ -237,9 +245,11 @@ where
                             let (parts, body) = resp.into_parts();
                             this.state.set(State::Checking {
                                 check,
-                                parts: Some(parts),
-                                body: Some(Box::pin(body)),
-                                prefix: Prefix::default(),
+                                held: Box::new(Held {
+                                    parts: Some(parts),
+                                    body: Some(Box::pin(body)),
+                                    prefix: Prefix::default(),
+                                }),
                             });
                             continue;
                         }
@@ -280,12 +290,12 @@ where
                         }
                     }
                 }
-                StateProj::Checking {
-                    check,
-                    parts,
-                    body,
-                    prefix,
-                } => {
+                StateProj::Checking { check, held } => {
+                    let Held {
+                        parts,
+                        body,
+                        prefix,
+                    } = &mut **held;
                     let Check::ErrorBody = *check;
                     let limit = this.config.max_error_body_bytes;
                     let filled = match body.as_mut() {
