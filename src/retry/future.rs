@@ -104,27 +104,28 @@ impl<S, F, ReqBody, ResBody> ResponseFuture<S, F, ReqBody, ResBody> {
         config: Arc<Config>,
         saved: Option<SavedRequest<ReqBody>>,
     ) -> Self {
-        let mut this = ResponseFuture {
+        let (deadline, sleep) = if config.deadline.is_some() || config.attempt_timeout.is_some() {
+            let now = Instant::now();
+            let deadline = config.deadline.and_then(|d| now.checked_add(d));
+            (
+                deadline,
+                attempt_end(&config, deadline, now).map(sleep_until),
+            )
+        } else {
+            (None, None)
+        };
+        ResponseFuture {
             state: State::Called { future },
-            sleep: None,
-            timer_armed: false,
+            timer_armed: sleep.is_some(),
+            sleep,
             service,
-            deadline: None,
+            deadline,
             rng: None,
             last_api_error: None,
             retries: 0,
             saved,
             config,
-        };
-        if this.config.deadline.is_some() || this.config.attempt_timeout.is_some() {
-            let now = Instant::now();
-            this.deadline = this.config.deadline.and_then(|d| now.checked_add(d));
-            if let Some(at) = attempt_end(&this.config, this.deadline, now) {
-                this.sleep = Some(sleep_until(at));
-                this.timer_armed = true;
-            }
         }
-        this
     }
 }
 
