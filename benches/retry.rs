@@ -49,7 +49,9 @@ type Body = Full<Bytes>;
 fn request() -> Request<Body> {
     Request::post("http://llm.test/v1/chat/completions")
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(br#"{"model":"m","messages":[]}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"m","messages":[]}"#,
+        )))
         .unwrap()
 }
 
