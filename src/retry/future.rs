@@ -1,0 +1,532 @@
+use super::{
+    RetryError,
+    body::{Prefix, ReplayBody, ReplaySource, ResponseBody},
+    error::{Elapsed, Reason},
+    layer::Config,
+    policy::{self, Outcome, RetryInfo, Stop},
+};
+use crate::{ApiError, BoxError, error::ParseOptions};
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower::Service;
+
+/// What the response future keeps of a request to send it again.
+pub(crate) struct SavedRequest<B> {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: ReplaySource<B>,
+}
+
+impl<B> SavedRequest<B> {
+    pub(crate) fn new(parts: &http::request::Parts, body: ReplaySource<B>) -> SavedRequest<B> {
+        SavedRequest {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            extensions: parts.extensions.clone(),
+            body,
+        }
+    }
+
+    fn request(
+        &self,
+        retry: u32,
+        attempt_header: Option<&http::HeaderName>,
+    ) -> Request<ReplayBody<B>> {
+        let mut req = Request::new(self.body.next_attempt());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        *req.extensions_mut() = self.extensions.clone();
+        if let Some(name) = attempt_header {
+            req.headers_mut()
+                .insert(name.clone(), HeaderValue::from(retry));
+        }
+        req
+    }
+}
+
+pin_project! {
+    /// The response future of [`Retry`](super::Retry).
+    pub struct ResponseFuture<S, F, ReqBody, ResBody> {
+        #[pin]
+        state: State<F, ResBody>,
+        // One timer per request, created when first needed: the attempt timeout / deadline
+        // while an attempt runs, the backoff while waiting.
+        #[pin]
+        sleep: Option<Sleep>,
+        timer_armed: bool,
+        service: S,
+        config: Arc<Config>,
+        saved: Option<SavedRequest<ReqBody>>,
+        retries: u32,
+        deadline: Option<Instant>,
+        rng: Option<fastrand::Rng>,
+        last_api_error: Option<ApiError>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, ResBody> {
+        // Polling the inner service's future.
+        Called { #[pin] future: F },
+        // Holding a response and reading the start of its body to classify it (see `Check`).
+        // Boxed: only error responses get here, and it keeps the future small.
+        Checking { check: Check, held: Box<Held<ResBody>> },
+        // Sleeping before the next attempt.
+        Waiting,
+        // Waiting for the inner service to be ready for the next attempt.
+        Retrying,
+    }
+}
+
+impl<S, F, ReqBody, ResBody> ResponseFuture<S, F, ReqBody, ResBody> {
+    pub(crate) fn new(
+        future: F,
+        service: S,
+        config: Arc<Config>,
+        saved: Option<SavedRequest<ReqBody>>,
+    ) -> Self {
+        let (deadline, sleep) = if config.deadline.is_some() || config.attempt_timeout.is_some() {
+            let now = Instant::now();
+            let deadline = config.deadline.and_then(|d| now.checked_add(d));
+            (
+                deadline,
+                attempt_end(&config, deadline, now).map(sleep_until),
+            )
+        } else {
+            (None, None)
+        };
+        ResponseFuture {
+            state: State::Called { future },
+            timer_armed: sleep.is_some(),
+            sleep,
+            service,
+            deadline,
+            rng: None,
+            last_api_error: None,
+            retries: 0,
+            saved,
+            config,
+        }
+    }
+}
+
+/// When the current attempt must end: the sooner of the attempt timeout and the deadline.
+fn attempt_end(config: &Config, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
+    let timeout = config.attempt_timeout.and_then(|t| now.checked_add(t));
+    match (timeout, deadline) {
+        (Some(a), Some(d)) => Some(a.min(d)),
+        (a, d) => a.or(d),
+    }
+}
+
+/// A response being read before the retry decision.
+struct Held<B> {
+    parts: Option<http::response::Parts>,
+    body: Option<Pin<Box<B>>>,
+    prefix: Prefix,
+}
+
+/// How a held response is read before the retry decision.
+///
+/// This is the seam for stream inspection. A `200 text/event-stream` response can be held
+/// the same way until its first SSE event: add a variant carrying an `sse::Parser`, return it
+/// from [`check_for`] for that content type, and in `State::Checking` feed each frame both to
+/// the parser and to `Prefix::buf` (the bytes the caller will be re-served) until the parser
+/// yields one event; classify with `ApiError::from_sse_event` (an error event: retry like an
+/// error response; a stream that ends with no event: retryable; a normal event: return the
+/// response with `ResponseBody::replayed`, which re-serves everything read so far and then
+/// streams the rest, where the SSE body wrapper takes over). Nothing else in the state
+/// machine changes.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    /// Read up to `max_error_body_bytes` and classify with `ApiError::from_response`.
+    ErrorBody,
+}
+
+/// Which responses are held and read before they reach the caller: error statuses, or what
+/// `inspect_if` selects. `None`: pass the response through unread.
+fn check_for(config: &Config, status: http::StatusCode, headers: &HeaderMap) -> Option<Check> {
+    let inspect = match &config.inspect_if {
+        Some(f) => f(status, headers),
+        None => status.as_u16() >= 400,
+    };
+    inspect.then_some(Check::ErrorBody)
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, S::Future, ReqBody, ResBody>
+where
+    S: Service<Request<ReplayBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ReqBody: Body + Unpin,
+    ReqBody::Data: Into<Bytes> + From<Bytes>,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body,
+    ResBody::Data: From<Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { future } => {
+                    let result = match future.poll(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => {
+                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            *this.timer_armed = false;
+                            this.state.set(State::Waiting);
+                            match timed_out(this.deadline) {
+                                Reason::Deadline => {
+                                    return Poll::Ready(Err(give_up(
+                                        this.retries,
+                                        Reason::Deadline,
+                                        this.last_api_error,
+                                    )));
+                                }
+                                reason => {
+                                    let outcome = Outcome::timeout();
+                                    match decide(
+                                        &outcome,
+                                        this.config,
+                                        *this.retries,
+                                        this.saved,
+                                        *this.deadline,
+                                        this.rng,
+                                    ) {
+                                        Ok(at) => start_wait(this.sleep.as_mut(), at),
+                                        Err(_) => {
+                                            return Poll::Ready(Err(give_up(
+                                                this.retries,
+                                                reason,
+                                                this.last_api_error,
+                                            )));
+                                        }
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    match result {
+                        Ok(resp) => {
+                            let check = if this.saved.is_none()
+                                || *this.retries >= this.config.max_retries
+                            {
+                                None
+                            } else {
+                                check_for(this.config, resp.status(), resp.headers())
+                            };
+                            let Some(check) = check.filter(|_| {
+                                this.saved.as_ref().is_some_and(|s| s.body.is_replayable())
+                            }) else {
+                                // Nothing left to decide: the response goes out unread.
+                                return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
+                            };
+                            let (parts, body) = resp.into_parts();
+                            this.state.set(State::Checking {
+                                check,
+                                held: Box::new(Held {
+                                    parts: Some(parts),
+                                    body: Some(Box::pin(body)),
+                                    prefix: Prefix::default(),
+                                }),
+                            });
+                            continue;
+                        }
+                        Err(err) => {
+                            let err: BoxError = err.into();
+                            let outcome = Outcome::error(&*err);
+                            let decision = decide(
+                                &outcome,
+                                this.config,
+                                *this.retries,
+                                this.saved,
+                                *this.deadline,
+                                this.rng,
+                            );
+                            if decision.is_ok() {
+                                if let Some(api) = outcome.api_error() {
+                                    *this.last_api_error = Some(api.clone());
+                                }
+                            }
+                            match decision {
+                                Ok(at) => {
+                                    *this.timer_armed = false;
+                                    start_wait(this.sleep.as_mut(), at);
+                                    this.state.set(State::Waiting);
+                                    continue;
+                                }
+                                Err(_) => {
+                                    *this.retries += 1;
+                                    return Poll::Ready(Err(RetryError::new(
+                                        *this.retries,
+                                        Reason::Transport,
+                                        this.last_api_error.take(),
+                                        Some(err),
+                                    )
+                                    .into()));
+                                }
+                            }
+                        }
+                    }
+                }
+                StateProj::Checking { check, held } => {
+                    let Held {
+                        parts,
+                        body,
+                        prefix,
+                    } = &mut **held;
+                    let Check::ErrorBody = *check;
+                    let limit = this.config.max_error_body_bytes;
+                    let filled = match body.as_mut() {
+                        Some(b) => prefix.poll_fill(b, limit, cx),
+                        None => Poll::Ready(()),
+                    };
+                    if filled.is_pending() {
+                        ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                        *this.timer_armed = false;
+                        let reason = timed_out(this.deadline);
+                        this.state.set(State::Waiting);
+                        if reason == Reason::Deadline {
+                            return Poll::Ready(Err(give_up(
+                                this.retries,
+                                reason,
+                                this.last_api_error,
+                            )));
+                        }
+                        match decide(
+                            &Outcome::timeout(),
+                            this.config,
+                            *this.retries,
+                            this.saved,
+                            *this.deadline,
+                            this.rng,
+                        ) {
+                            Ok(at) => start_wait(this.sleep.as_mut(), at),
+                            Err(_) => {
+                                return Poll::Ready(Err(give_up(
+                                    this.retries,
+                                    reason,
+                                    this.last_api_error,
+                                )));
+                            }
+                        }
+                        continue;
+                    }
+                    let (Some(p), Some(b)) = (parts.take(), body.take()) else {
+                        // Unreachable: both are set together and taken together below.
+                        return Poll::Ready(Err(RetryError::new(
+                            *this.retries + 1,
+                            Reason::Transport,
+                            None,
+                            None,
+                        )
+                        .into()));
+                    };
+                    let options = ParseOptions::new().max_body_bytes(limit);
+                    let api =
+                        ApiError::from_response_with(p.status, &p.headers, &prefix.buf, &options);
+                    let outcome = Outcome::response(p.status, &p.headers, api.as_ref());
+                    match decide(
+                        &outcome,
+                        this.config,
+                        *this.retries,
+                        this.saved,
+                        *this.deadline,
+                        this.rng,
+                    ) {
+                        Ok(at) => {
+                            *this.last_api_error = api;
+                            *this.timer_armed = false;
+                            start_wait(this.sleep.as_mut(), at);
+                            this.state.set(State::Waiting);
+                        }
+                        Err(_) => {
+                            let prefix = std::mem::take(prefix);
+                            return Poll::Ready(Ok(Response::from_parts(
+                                p,
+                                ResponseBody::replayed(prefix, b),
+                            )));
+                        }
+                    }
+                }
+                StateProj::Waiting => {
+                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
+                        ready!(sleep.poll(cx));
+                    }
+                    // The next attempt's clock starts now: waiting for the service to be ready
+                    // counts towards its timeout and the deadline.
+                    if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
+                        start_wait(this.sleep.as_mut(), at);
+                        *this.timer_armed = true;
+                    }
+                    this.state.set(State::Retrying);
+                }
+                StateProj::Retrying => {
+                    let ready = match this.service.poll_ready(cx) {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            // Not ready in time: the retry is abandoned, not counted.
+                            let reason = timed_out(this.deadline);
+                            return Poll::Ready(Err(give_up(
+                                this.retries,
+                                reason,
+                                this.last_api_error,
+                            )));
+                        }
+                    };
+                    if let Err(e) = ready {
+                        return Poll::Ready(Err(RetryError::new(
+                            *this.retries + 1,
+                            Reason::Transport,
+                            this.last_api_error.take(),
+                            Some(e.into()),
+                        )
+                        .into()));
+                    }
+                    let Some(saved) = this.saved.as_ref() else {
+                        return Poll::Ready(Err(give_up(
+                            this.retries,
+                            Reason::Transport,
+                            this.last_api_error,
+                        )));
+                    };
+                    *this.retries += 1;
+                    let req = saved.request(*this.retries, this.config.attempt_header.as_ref());
+                    let future = this.service.call(req);
+                    this.state.set(State::Called { future });
+                }
+            }
+        }
+    }
+}
+
+/// Polls the attempt timer, if one is armed; `Pending` forever otherwise.
+fn poll_timer(sleep: Pin<&mut Option<Sleep>>, armed: bool, cx: &mut Context<'_>) -> Poll<()> {
+    match sleep.as_pin_mut() {
+        Some(s) if armed => s.poll(cx),
+        _ => Poll::Pending,
+    }
+}
+
+/// Which timer fired: the deadline if it has passed, else the attempt timeout.
+fn timed_out(deadline: &Option<Instant>) -> Reason {
+    match deadline {
+        Some(d) if Instant::now() >= *d => Reason::Deadline,
+        _ => Reason::AttemptTimeout,
+    }
+}
+
+fn give_up(retries: &u32, reason: Reason, last: &mut Option<ApiError>) -> BoxError {
+    let source: BoxError = Box::new(Elapsed(reason));
+    let source = if reason == Reason::Transport {
+        None
+    } else {
+        Some(source)
+    };
+    RetryError::new(retries.saturating_add(1), reason, last.take(), source).into()
+}
+
+fn start_wait(mut sleep: Pin<&mut Option<Sleep>>, at: Instant) {
+    match sleep.as_mut().as_pin_mut() {
+        Some(s) => s.reset(at),
+        None => sleep.set(Some(sleep_until(at))),
+    }
+}
+
+/// Runs the policy, reports the retry (tracing and `on_retry`), and returns when to wake.
+fn decide<B>(
+    outcome: &Outcome<'_>,
+    config: &Config,
+    retries: u32,
+    saved: &Option<SavedRequest<B>>,
+    deadline: Option<Instant>,
+    rng: &mut Option<fastrand::Rng>,
+) -> Result<Instant, Stop> {
+    let now = Instant::now();
+    let replayable = saved.as_ref().is_some_and(|s| s.body.is_replayable());
+    let remaining = deadline.map(|d| d.saturating_duration_since(now));
+    let result =
+        policy::decide(config, retries, outcome, replayable, remaining, rng).and_then(|delay| {
+            now.checked_add(delay)
+                .map(|at| (delay, at))
+                .ok_or(Stop::Deadline)
+        });
+    match result {
+        Ok((delay, at)) => {
+            let info = RetryInfo {
+                retry: retries.saturating_add(1),
+                delay,
+                outcome,
+            };
+            trace_retry(&info);
+            if let Some(hook) = &config.on_retry {
+                hook(&info);
+            }
+            Ok(at)
+        }
+        Err(stop) => {
+            tracing::debug!(
+                attempts = retries.saturating_add(1),
+                reason = stop.as_str(),
+                "not retrying"
+            );
+            Err(stop)
+        }
+    }
+}
+
+fn trace_retry(info: &RetryInfo<'_>) {
+    // Never headers: they may carry secrets. Only numbers and fixed names.
+    tracing::debug!(
+        retry = info.retry(),
+        kind = info.kind().map(|k| k.as_str()),
+        status = info.outcome().status().map(|s| s.as_u16()),
+        delay_ms = duration_ms(info.delay()),
+        hint_ms = info.hint().map(duration_ms),
+        hint_source = info.hint_source().map(|s| s.as_str()),
+        timeout = info.outcome().is_timeout(),
+        "retrying request"
+    );
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<S, F, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, F, ReqBody, ResBody> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Called { .. } => "called",
+            State::Checking { .. } => "checking",
+            State::Waiting => "waiting",
+            State::Retrying => "retrying",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
