@@ -3,6 +3,7 @@
 
 mod error;
 mod event;
+mod inband;
 mod parser;
 
 pub use error::Error;
