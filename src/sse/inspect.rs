@@ -553,3 +553,121 @@ fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         Some(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Verdict {
+        Pending,
+        Normal,
+        Error(String),
+        NoEvent,
+    }
+
+    fn verdict(i: &Inspector) -> Verdict {
+        match i.first_event() {
+            FirstEvent::Pending => Verdict::Pending,
+            FirstEvent::Normal => Verdict::Normal,
+            FirstEvent::Error(e) => Verdict::Error(e.message().to_owned()),
+            FirstEvent::NoEvent => Verdict::NoEvent,
+        }
+    }
+
+    /// Feeds `input` under every chunking (whole, 1-byte, every 2-way split) and checks the
+    /// first-event verdict before and after `finish`.
+    fn check(input: &[u8], before_finish: Verdict, after_finish: Verdict) {
+        let mut chunkings: Vec<Vec<&[u8]>> = vec![vec![input], input.chunks(1).collect()];
+        for i in 1..input.len() {
+            let (a, b) = input.split_at(i);
+            chunkings.push(vec![a, b]);
+        }
+        for chunks in chunkings {
+            let mut insp = Inspector::new(1 << 20, 1 << 20);
+            for c in &chunks {
+                let _ = insp.feed(c);
+            }
+            assert_eq!(verdict(&insp), before_finish, "{} chunks", chunks.len());
+            let _ = insp.finish();
+            assert_eq!(verdict(&insp), after_finish, "{} chunks", chunks.len());
+        }
+    }
+
+    #[test]
+    fn first_event_error_after_keepalives() {
+        check(
+            b": ping\n\n: ping\n\ndata: {\"error\":{\"code\":503,\"message\":\"busy\"}}\n\n",
+            Verdict::Error("busy".into()),
+            Verdict::Error("busy".into()),
+        );
+    }
+
+    #[test]
+    fn first_event_normal() {
+        check(b": ping\n\ndata: hello\n\ndata: {\"error\":{\"message\":\"late\"}}\n\n", Verdict::Normal, Verdict::Normal);
+    }
+
+    #[test]
+    fn first_event_none_when_only_comments_id_retry() {
+        check(b": ping\n\nid: 1\nretry: 10\n\nevent: x\n\n", Verdict::Pending, Verdict::NoEvent);
+        check(b"", Verdict::Pending, Verdict::NoEvent);
+    }
+
+    #[test]
+    fn incomplete_event_is_no_event() {
+        check(b"data: hello\n", Verdict::Pending, Verdict::NoEvent);
+    }
+
+    #[test]
+    fn bare_json_error_first() {
+        check(
+            b"{\n \"error\": {\"code\": 500, \"message\": \"down\"}\n}\n",
+            Verdict::Error("down".into()),
+            Verdict::Error("down".into()),
+        );
+    }
+
+    #[test]
+    fn content_filter_first_is_normal() {
+        check(
+            b"data: {\"choices\":[{\"finish_reason\":\"content_filter\"}]}\n\n",
+            Verdict::Normal,
+            Verdict::Normal,
+        );
+    }
+
+    #[test]
+    fn stop_offset_is_the_end_of_the_error_event() {
+        let input = b"data: a\n\ndata: {\"error\":\"x\"}\n\ndata: [DONE]\n\n";
+        let mut insp = Inspector::new(1 << 20, 1 << 20);
+        match insp.feed(input) {
+            Some(Stop::InBand { at, error }) => {
+                assert_eq!(&input[..at], b"data: a\n\ndata: {\"error\":\"x\"}\n\n");
+                assert_eq!(error.message(), "x");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(insp.is_done());
+        assert_eq!(insp.events(), 2);
+    }
+
+    #[test]
+    fn normal_events_keep_nothing_buffered() {
+        let mut insp = Inspector::new(1 << 20, 1 << 20);
+        for _ in 0..100 {
+            assert!(insp.feed(b"event: delta\ndata: {\"x\":1}\n\n: keepalive\n").is_none());
+            assert_eq!(insp.buffered_len(), 0);
+        }
+        assert_eq!(insp.events(), 100);
+    }
+
+    #[test]
+    fn endless_comment_lines_without_blank_line_are_not_an_event_limit() {
+        let mut insp = Inspector::new(64, 128);
+        for _ in 0..1000 {
+            assert!(insp.feed(b": ping\n").is_none());
+        }
+        assert!(insp.buffered_len() < 64);
+    }
+}
