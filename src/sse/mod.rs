@@ -48,7 +48,9 @@
 //!   others keep their body, behind one enum variant.
 //! - Every byte is passed on unchanged and frames are not merged or delayed. When an event is
 //!   an error, the frame that carries it is cut right after the event's final empty line, the
-//!   rest of the stream is dropped and the body ends with the `Err`.
+//!   rest of the stream is dropped and the body ends with the `Err`. (An event is complete at
+//!   its last line end; when that is a CR LF split across two frames, the event ends at the CR
+//!   and the LF, in the next frame, is not passed on.)
 //! - Errors are recognized in every shape [`ApiError::from_sse_event`](crate::ApiError::from_sse_event)
 //!   reads, plus Gemini's bare JSON. Content-filtered ends are recorded, not failed.
 //! - An [`InBandReport`] is put in the response extensions; the body fills it in. With
