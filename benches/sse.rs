@@ -126,24 +126,23 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-/// A body that yields the given chunks (no allocation per frame).
-struct Chunks(std::vec::IntoIter<Bytes>);
+/// A body that yields the given chunks (a `Bytes` clone per frame, as every contender gets).
+struct Chunks<'a>(std::slice::Iter<'a, Bytes>);
 
-impl Body for Chunks {
+impl Body for Chunks<'_> {
     type Data = Bytes;
     type Error = Infallible;
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.next().map(|c| Ok(Frame::data(c))))
+        Poll::Ready(self.0.next().map(|c| Ok(Frame::data(c.clone()))))
     }
 }
 
 fn inspector(chunks: &[Bytes]) -> usize {
-    let chunks = chunks.to_vec();
     let svc = SseErrorLayer::new().layer(service_fn(move |_req: Request<()>| {
-        let body = Chunks(chunks.clone().into_iter());
+        let body = Chunks(chunks.iter());
         async move {
             Ok::<_, Infallible>(
                 Response::builder()

@@ -223,14 +223,44 @@ pub(crate) struct Needles {
     /// `"error"` as a JSON token, key or value. Text that merely contains the word has no
     /// unescaped quotes around it (inside a JSON string they would be `\"`).
     pub(crate) error: memmem::Finder<'static>,
-    /// The tail of `finish_reason"`, `stop_reason"`, `finishReason"`, `blockReason"`,
-    /// `reason"`: the value after it is checked in place.
+    /// The tail of a `finish_reason`, `stop_reason`, `finishReason`, `blockReason` or `reason`
+    /// key followed by a string value, compact (`eason":"`); `null` values never match.
     pub(crate) reason: memmem::Finder<'static>,
+    /// The same with a space after the colon (`eason": "`), as pretty-printed JSON has it.
+    pub(crate) reason_spaced: memmem::Finder<'static>,
 }
 
-pub(crate) static NEEDLES: LazyLock<Needles> = LazyLock::new(|| Needles {
-    error: memmem::Finder::new(b"\"error\""),
-    reason: memmem::Finder::new(b"eason\""),
+/// Byte frequencies of JSON text, so that memmem's prefilter looks for the needle's rarest
+/// bytes (`rr` in `"error"`) rather than for `"`, which is everywhere in JSON.
+#[derive(Clone, Copy)]
+struct JsonRank;
+
+impl memchr::arch::all::packedpair::HeuristicFrequencyRank for JsonRank {
+    fn rank(&self, byte: u8) -> u8 {
+        match byte {
+            b'"' | b':' | b',' | b' ' | b'{' | b'}' => 255,
+            b'e' => 245,
+            b't' => 240,
+            b'a' => 235,
+            b'o' => 230,
+            b'i' | b'n' => 225,
+            b's' => 220,
+            b'r' => 215,
+            b'h' | b'l' | b'd' | b'0'..=b'9' => 200,
+            b'a'..=b'z' => 180,
+            b'A'..=b'Z' => 120,
+            _ => 60,
+        }
+    }
+}
+
+pub(crate) static NEEDLES: LazyLock<Needles> = LazyLock::new(|| {
+    let b = memmem::FinderBuilder::new();
+    Needles {
+        error: b.build_forward_with_ranker(JsonRank, b"\"error\""),
+        reason: b.build_forward_with_ranker(JsonRank, b"eason\":\""),
+        reason_spaced: b.build_forward_with_ranker(JsonRank, b"eason\": \""),
+    }
 });
 
 /// Values after a `...reason"` key that make an event worth parsing.
@@ -272,6 +302,7 @@ pub(crate) fn data_is_suspect(value: &[u8]) -> bool {
     }
     n.reason
         .find_iter(value)
+        .chain(n.reason_spaced.find_iter(value))
         .any(|p| reason_is_suspect(value, p + 6))
 }
 
