@@ -87,7 +87,11 @@ async fn serve(seen: Seen) -> SocketAddr {
 async fn call(addr: SocketAddr, path: &str, seen: &Seen, expect: usize) -> (StatusCode, Bytes) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let res = client
-        .request(Request::get(format!("http://{addr}{path}")).body(Empty::new()).unwrap())
+        .request(
+            Request::get(format!("http://{addr}{path}"))
+                .body(Empty::new())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = res.status();
@@ -108,7 +112,10 @@ async fn in_band_error_in_a_200_stream_is_a_failure_at_end_of_stream() {
 
     let (status, body) = call(addr, "/in-band", &seen, 1).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(body.ends_with(b"\"message\":\"busy now\"}}\n\n"), "record mode passes all");
+    assert!(
+        body.ends_with(b"\"message\":\"busy now\"}}\n\n"),
+        "record mode passes all"
+    );
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
@@ -122,7 +129,10 @@ async fn in_band_error_in_a_200_stream_is_a_failure_at_end_of_stream() {
     }
 
     call(addr, "/numeric", &seen, 2).await;
-    assert_eq!(seen.lock().unwrap()[1].kind(), ErrorKind::ServiceUnavailable);
+    assert_eq!(
+        seen.lock().unwrap()[1].kind(),
+        ErrorKind::ServiceUnavailable
+    );
 
     // A clean stream is not a failure.
     call(addr, "/ok", &seen, 3).await;
@@ -147,7 +157,14 @@ async fn error_statuses_are_classified_with_the_error_model() {
     let seen = seen.lock().unwrap();
     let class = &seen[1];
     assert_eq!(class.status(), Some(StatusCode::TOO_MANY_REQUESTS));
-    assert_eq!(class.kind(), ErrorKind::QuotaExceeded, "the ApiError's kind wins");
-    assert_eq!(class.api_error().unwrap().code(), Some("insufficient_quota"));
+    assert_eq!(
+        class.kind(),
+        ErrorKind::QuotaExceeded,
+        "the ApiError's kind wins"
+    );
+    assert_eq!(
+        class.api_error().unwrap().code(),
+        Some("insufficient_quota")
+    );
     assert!(!class.is_in_band());
 }

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use futures_util::stream;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
 use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
 use std::convert::Infallible;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_llm_errors::sse::{Event, InBandReport, SseErrorLayer};
@@ -92,14 +92,21 @@ async fn failing(stream: &str, cut_after: &str) -> ApiError {
             .downcast_ref::<ApiError>()
             .expect("downcasts to ApiError")
             .clone();
-        assert_eq!(out.report.error().map(ToString::to_string), Some(api.to_string()));
+        assert_eq!(
+            out.report.error().map(ToString::to_string),
+            Some(api.to_string())
+        );
         match &first {
             None => first = Some(api),
             Some(f) => assert_eq!(f.to_string(), api.to_string(), "{n} chunks"),
         }
         // Record-only mode passes everything and records the same error.
     }
-    let rec = drive(vec![Bytes::copy_from_slice(stream.as_bytes())], SseErrorLayer::new().record_only()).await;
+    let rec = drive(
+        vec![Bytes::copy_from_slice(stream.as_bytes())],
+        SseErrorLayer::new().record_only(),
+    )
+    .await;
     assert!(rec.error.is_none());
     assert_eq!(rec.bytes, stream.as_bytes());
     let first = first.unwrap();
@@ -275,9 +282,18 @@ async fn error_event_without_final_empty_line_at_end_of_stream() {
 #[tokio::test]
 async fn content_filter_ends_are_recorded_not_failed() {
     let cases = [
-        ("content_filter", "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\ndata: [DONE]\n\n"),
-        ("SAFETY", "data: {\"candidates\":[{\"finishReason\": \"SAFETY\",\"index\":0}]}\r\n\r\n"),
-        ("refusal", "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\",\"stop_sequence\":null}}\n\n"),
+        (
+            "content_filter",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\ndata: [DONE]\n\n",
+        ),
+        (
+            "SAFETY",
+            "data: {\"candidates\":[{\"finishReason\": \"SAFETY\",\"index\":0}]}\r\n\r\n",
+        ),
+        (
+            "refusal",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\",\"stop_sequence\":null}}\n\n",
+        ),
     ];
     for (code, s) in cases {
         let report = passing(s).await;

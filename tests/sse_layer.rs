@@ -28,7 +28,12 @@ const FAILING: &[&str] = &[
     "\ndata: [DONE]\n\n",
 ];
 
-async fn handler(req: Request<Incoming>) -> Result<Response<StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>>, Infallible> {
+async fn handler(
+    req: Request<Incoming>,
+) -> Result<
+    Response<StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>>,
+    Infallible,
+> {
     let (ct, chunks) = match req.uri().path() {
         "/normal" => ("text/event-stream", NORMAL),
         "/failing" => ("text/event-stream", FAILING),
@@ -49,7 +54,9 @@ async fn server() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(handler))
@@ -60,7 +67,11 @@ async fn server() -> SocketAddr {
     addr
 }
 
-async fn fetch(addr: SocketAddr, path: &str, layer: SseErrorLayer) -> (Vec<u8>, Option<BoxError>, Option<InBandReport>) {
+async fn fetch(
+    addr: SocketAddr,
+    path: &str,
+    layer: SseErrorLayer,
+) -> (Vec<u8>, Option<BoxError>, Option<InBandReport>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let svc = ServiceBuilder::new().layer(layer).service(client);
     let req = Request::get(format!("http://{addr}{path}"))
@@ -103,7 +114,10 @@ async fn in_band_error_ends_the_body_after_the_error_event() {
     let api = err.downcast_ref::<ApiError>().expect("an ApiError");
     assert_eq!(api.code(), Some("upstream_error"));
     assert_eq!(api.message(), "upstream went away");
-    assert_eq!(report.unwrap().error().unwrap().code(), Some("upstream_error"));
+    assert_eq!(
+        report.unwrap().error().unwrap().code(),
+        Some("upstream_error")
+    );
 }
 
 #[tokio::test]
@@ -112,7 +126,10 @@ async fn record_only_passes_everything() {
     let (bytes, err, report) = fetch(addr, "/failing", SseErrorLayer::new().record_only()).await;
     assert!(err.is_none());
     assert_eq!(bytes, FAILING.concat().as_bytes());
-    assert_eq!(report.unwrap().error().unwrap().message(), "upstream went away");
+    assert_eq!(
+        report.unwrap().error().unwrap().message(),
+        "upstream went away"
+    );
 }
 
 #[tokio::test]

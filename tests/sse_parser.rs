@@ -29,7 +29,7 @@ type Run = (Vec<Out>, Option<Duration>, Option<String>);
 fn run_with(make: &dyn Fn() -> Parser, chunks: &[&[u8]]) -> Run {
     let mut p = make();
     let mut v = Vec::new();
-    let mut drain = |p: &mut Parser, v: &mut Vec<Out>| {
+    let drain = |p: &mut Parser, v: &mut Vec<Out>| {
         while let Some(r) = p.next_event() {
             v.push(match r {
                 Ok(e) => out(&e),
@@ -46,14 +46,23 @@ fn run_with(make: &dyn Fn() -> Parser, chunks: &[&[u8]]) -> Run {
     p.finish();
     drain(&mut p, &mut v);
     assert_eq!(p.buffered_len(), 0, "state left after finish");
-    (v, p.reconnection_time(), p.last_event_id().map(str::to_owned))
+    (
+        v,
+        p.reconnection_time(),
+        p.last_event_id().map(str::to_owned),
+    )
 }
 
 /// Runs `input` whole, in 1-byte chunks and under every 2-way split, and checks that every run
 /// gives `expected`. Returns the run for further checks.
 fn check_with(make: &dyn Fn() -> Parser, input: &[u8], expected: &[Out]) -> Run {
     let whole = run_with(make, &[input]);
-    assert_eq!(whole.0, expected, "whole input {:?}", String::from_utf8_lossy(input));
+    assert_eq!(
+        whole.0,
+        expected,
+        "whole input {:?}",
+        String::from_utf8_lossy(input)
+    );
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(run_with(make, &bytes), whole, "1-byte chunks");
     for i in 0..=input.len() {
@@ -207,9 +216,8 @@ rules! {
 #[test]
 fn wpt_format_comments() {
     let long = "x".repeat(2049);
-    let input = format!(
-        "data:1\r:\0\n:\r\ndata:2\n:{long}\rdata:3\n:data:fail\r:{long}\ndata:4\n\n"
-    );
+    let input =
+        format!("data:1\r:\0\n:\r\ndata:2\n:{long}\rdata:3\n:data:fail\r:{long}\ndata:4\n\n");
     check(input.as_bytes(), &[ev("1\n2\n3\n4")]);
 }
 

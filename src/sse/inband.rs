@@ -109,7 +109,10 @@ pub(crate) fn from_value(named_error: bool, value: &Value) -> Option<ApiError> {
     match ty {
         "response.failed" => {
             let response = obj.get("response");
-            return match response.and_then(|r| r.get("error")).filter(|e| e.is_object()) {
+            return match response
+                .and_then(|r| r.get("error"))
+                .filter(|e| e.is_object())
+            {
                 Some(err) => wrap(err),
                 None => Some(ApiError::new(
                     ErrorKind::Unknown,
@@ -239,15 +242,18 @@ impl memchr::arch::all::packedpair::HeuristicFrequencyRank for JsonRank {
     fn rank(&self, byte: u8) -> u8 {
         match byte {
             b'"' | b':' | b',' | b' ' | b'{' | b'}' => 255,
-            b'e' => 245,
-            b't' => 240,
-            b'a' => 235,
-            b'o' => 230,
-            b'i' | b'n' => 225,
-            b's' => 220,
-            b'r' => 215,
-            b'h' | b'l' | b'd' | b'0'..=b'9' => 200,
-            b'a'..=b'z' => 180,
+            b'a'..=b'z' => match byte {
+                b'e' => 245,
+                b't' => 240,
+                b'a' => 235,
+                b'o' => 230,
+                b'i' | b'n' => 225,
+                b's' => 220,
+                b'r' => 215,
+                b'h' | b'l' | b'd' => 200,
+                _ => 180,
+            },
+            b'0'..=b'9' => 200,
             b'A'..=b'Z' => 120,
             _ => 60,
         }
@@ -316,8 +322,12 @@ mod tests {
             br#"{"choices":[{"delta":{"content":"an error: \"error\" happened"},"finish_reason":null}]}"#
         ));
         assert!(data_is_suspect(br#"{"error":{"message":"x"}}"#));
-        assert!(data_is_suspect(br#"{"choices":[{"finish_reason": "content_filter"}]}"#));
-        assert!(!data_is_suspect(br#"{"choices":[{"finish_reason":"stop"}]}"#));
+        assert!(data_is_suspect(
+            br#"{"choices":[{"finish_reason": "content_filter"}]}"#
+        ));
+        assert!(!data_is_suspect(
+            br#"{"choices":[{"finish_reason":"stop"}]}"#
+        ));
         assert!(!data_is_suspect(br#"{"delta":{"stop_reason":"end_turn"}}"#));
     }
 }

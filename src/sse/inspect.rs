@@ -304,8 +304,7 @@ impl Inspector {
             // The cheap scan, with matches cached across lines of this chunk.
             let mut hint = None;
             if line.len() >= 4 && &line[..4] == b"data" {
-                let mut suspect =
-                    err_cache.next_from(&needles.error, chunk, line_start) < line_end;
+                let mut suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
                 for (finder, cache) in [
                     (&needles.reason, &mut reason_cache),
                     (&needles.reason_spaced, &mut spaced_cache),
@@ -377,7 +376,9 @@ impl Inspector {
     /// A safety net on `carry`: a block within the event limit (counted with one byte per line
     /// end) plus CR LF line ends plus one partial line always fits.
     fn carry_limit(&self) -> usize {
-        self.max_event.saturating_mul(2).saturating_add(self.max_line)
+        self.max_event
+            .saturating_mul(2)
+            .saturating_add(self.max_line)
     }
 
     fn stop_in_band(&mut self, at: usize, error: ApiError) -> Stop {
@@ -442,7 +443,7 @@ impl Inspector {
                 // possibly over several lines.
                 self.bare_active = true;
                 self.bare.clear();
-                if line.len() + 1 <= self.max_event {
+                if line.len() < self.max_event {
                     self.bare.extend_from_slice(line);
                     self.bare.push(b'\n');
                     if let Some(e) = self.bare_error(false) {
@@ -606,12 +607,20 @@ mod tests {
 
     #[test]
     fn first_event_normal() {
-        check(b": ping\n\ndata: hello\n\ndata: {\"error\":{\"message\":\"late\"}}\n\n", Verdict::Normal, Verdict::Normal);
+        check(
+            b": ping\n\ndata: hello\n\ndata: {\"error\":{\"message\":\"late\"}}\n\n",
+            Verdict::Normal,
+            Verdict::Normal,
+        );
     }
 
     #[test]
     fn first_event_none_when_only_comments_id_retry() {
-        check(b": ping\n\nid: 1\nretry: 10\n\nevent: x\n\n", Verdict::Pending, Verdict::NoEvent);
+        check(
+            b": ping\n\nid: 1\nretry: 10\n\nevent: x\n\n",
+            Verdict::Pending,
+            Verdict::NoEvent,
+        );
         check(b"", Verdict::Pending, Verdict::NoEvent);
     }
 
@@ -657,7 +666,10 @@ mod tests {
     fn normal_events_keep_nothing_buffered() {
         let mut insp = Inspector::new(1 << 20, 1 << 20);
         for _ in 0..100 {
-            assert!(insp.feed(b"event: delta\ndata: {\"x\":1}\n\n: keepalive\n").is_none());
+            assert!(
+                insp.feed(b"event: delta\ndata: {\"x\":1}\n\n: keepalive\n")
+                    .is_none()
+            );
             assert_eq!(insp.buffered_len(), 0);
         }
         assert_eq!(insp.events(), 100);

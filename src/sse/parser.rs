@@ -306,20 +306,14 @@ impl Parser {
         match &line[..name_end] {
             b"data" => self.push_data(value)?,
             b"event" => self.event_type = Some(value),
-            b"id" => {
-                if memchr::memchr(0, &value).is_none() {
-                    self.last_id = utf8(value);
-                }
-            }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    let ms = value.iter().fold(0u64, |acc, d| {
-                        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                    });
-                    let d = Duration::from_millis(ms);
-                    self.reconnect = Some(d);
-                    self.block_retry = Some(d);
-                }
+            b"id" if memchr::memchr(0, &value).is_none() => self.last_id = utf8(value),
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let ms = value.iter().fold(0u64, |acc, d| {
+                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+                let d = Duration::from_millis(ms);
+                self.reconnect = Some(d);
+                self.block_retry = Some(d);
             }
             _ => {}
         }
