@@ -227,10 +227,9 @@ pub(crate) struct Needles {
     /// unescaped quotes around it (inside a JSON string they would be `\"`).
     pub(crate) error: memmem::Finder<'static>,
     /// The tail of a `finish_reason`, `stop_reason`, `finishReason`, `blockReason` or `reason`
-    /// key followed by a string value, compact (`eason":"`); `null` values never match.
+    /// key (`eason"`); the value after it is checked in place ([`reason_is_suspect`]), so
+    /// `null` and normal reasons cost one comparison.
     pub(crate) reason: memmem::Finder<'static>,
-    /// The same with a space after the colon (`eason": "`), as pretty-printed JSON has it.
-    pub(crate) reason_spaced: memmem::Finder<'static>,
 }
 
 /// Byte frequencies of JSON text, so that memmem's prefilter looks for the needle's rarest
@@ -264,8 +263,7 @@ pub(crate) static NEEDLES: LazyLock<Needles> = LazyLock::new(|| {
     let b = memmem::FinderBuilder::new();
     Needles {
         error: b.build_forward_with_ranker(JsonRank, b"\"error\""),
-        reason: b.build_forward_with_ranker(JsonRank, b"eason\":\""),
-        reason_spaced: b.build_forward_with_ranker(JsonRank, b"eason\": \""),
+        reason: b.build_forward_with_ranker(JsonRank, b"eason\""),
     }
 });
 
@@ -308,7 +306,6 @@ pub(crate) fn data_is_suspect(value: &[u8]) -> bool {
     }
     n.reason
         .find_iter(value)
-        .chain(n.reason_spaced.find_iter(value))
         .any(|p| reason_is_suspect(value, p + 6))
 }
 

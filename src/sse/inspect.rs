@@ -275,7 +275,6 @@ impl Inspector {
         let needles = &*NEEDLES;
         let mut err_cache = Cache::new();
         let mut reason_cache = Cache::new();
-        let mut spaced_cache = Cache::new();
         loop {
             let line_start = pos;
             let Some(i) = memchr::memchr2(b'\n', b'\r', &chunk[pos..]) else {
@@ -305,19 +304,14 @@ impl Inspector {
             let mut hint = None;
             if line.len() >= 4 && &line[..4] == b"data" {
                 let mut suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
-                for (finder, cache) in [
-                    (&needles.reason, &mut reason_cache),
-                    (&needles.reason_spaced, &mut spaced_cache),
-                ] {
-                    let mut from = line_start;
-                    while !suspect {
-                        let p = cache.next_from(finder, chunk, from);
-                        if p >= line_end {
-                            break;
-                        }
-                        suspect = inband::reason_is_suspect(&chunk[..line_end], p + 6);
-                        from = p + 1;
+                let mut from = line_start;
+                while !suspect {
+                    let p = reason_cache.next_from(&needles.reason, chunk, from);
+                    if p >= line_end {
+                        break;
                     }
+                    suspect = inband::reason_is_suspect(&chunk[..line_end], p + 6);
+                    from = p + 1;
                 }
                 hint = Some(suspect);
             }
