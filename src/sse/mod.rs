@@ -94,6 +94,11 @@
 //! // mode: sse::Mode::{Fail, Record}; report: InBandReport (also insert it in the extensions)
 //! ```
 //!
+//! An event is a block with at least one `data` line, as the parser dispatches it; so
+//! `data: [DONE]` counts as an ordinary event (a stream that sends only `[DONE]` is `Normal`,
+//! not `NoEvent`), while comments, `: OPENROUTER PROCESSING` keep-alives and blocks with only
+//! `id`/`retry`/`event` lines do not count.
+//!
 //! A stop together with `FirstEvent::Normal` means the error is a later event of the same
 //! frame: the caller has not seen anything yet, but the first event was good, so it is not
 //! retried; `resume` with that `last_stop` cuts the chunk after the error event and fails the
