@@ -1,0 +1,680 @@
+//! The passthrough inspector: finds event boundaries and in-band errors in raw chunks without
+//! building events, copying only what spans chunks.
+
+use super::inband::{self, NEEDLES};
+use super::{Error, Parser};
+use crate::ApiError;
+use crate::ErrorKind;
+use bytes::Bytes;
+
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+/// What the first event of a stream turned out to be. For the retry layer: hold the response
+/// while this is [`FirstEvent::Pending`].
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // read by the retry integration
+pub(crate) enum FirstEvent {
+    /// No event has been dispatched yet (comments, `id`/`retry`-only blocks and keep-alives do
+    /// not count).
+    Pending,
+    /// The first event was an ordinary event (a content-filtered end counts as ordinary: it
+    /// is not retryable and the caller should see it).
+    Normal,
+    /// The first event was an in-band error (an SSE event or Gemini's bare JSON document).
+    Error(ApiError),
+    /// The stream ended before any event (the "no content generated" case).
+    NoEvent,
+}
+
+/// Why the inspector stopped the stream.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// An in-band error; the chunk should be cut after `at` bytes (the end of the error event).
+    InBand { at: usize, error: ApiError },
+    /// A line or event limit was exceeded; the whole chunk may be passed on.
+    Limit(Error),
+}
+
+/// Per-chunk cache of the next needle match, so each needle scans a chunk once.
+struct Cache {
+    searched: bool,
+    next: usize,
+}
+
+impl Cache {
+    const fn new() -> Cache {
+        Cache {
+            searched: false,
+            next: usize::MAX,
+        }
+    }
+
+    fn next_from(&mut self, finder: &memchr::memmem::Finder<'_>, hay: &[u8], from: usize) -> usize {
+        if !self.searched || (self.next != usize::MAX && self.next < from) {
+            self.searched = true;
+            self.next = finder
+                .find(hay.get(from..).unwrap_or_default())
+                .map_or(usize::MAX, |p| p + from);
+        }
+        self.next
+    }
+}
+
+/// Incremental, allocation-free (in steady state) scan of a `text/event-stream`.
+///
+/// It follows the same line rules as [`Parser`] (CR, LF, CRLF, a CR at a chunk end, one
+/// leading BOM) but does not build events: it tracks, per block, whether the block carries
+/// `data` (so it will dispatch) and whether a cheap scan says it could be an error. Only a
+/// suspect block is parsed (with [`Parser`]) and read with [`ApiError::from_sse_event`].
+///
+/// Memory: it keeps the bytes of the current block only when the block spans chunks, from its
+/// first `data`/`event` line (comments before it are not kept), bounded by the event limit,
+/// and one partial line bounded by the line limit.
+pub(crate) struct Inspector {
+    max_line: usize,
+    max_event: usize,
+    carry: Vec<u8>,
+    /// Where the partial line starts in `carry`, when a line is open.
+    line_open: Option<usize>,
+    skip_lf: bool,
+    bom_matched: u8,
+    bom_done: bool,
+    // The current block.
+    relevant: bool,
+    has_data: bool,
+    suspect: bool,
+    block_len: usize,
+    // Gemini's bare JSON.
+    bare: Vec<u8>,
+    bare_active: bool,
+    first: FirstEvent,
+    content_filter: Option<ApiError>,
+    events: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("first", &self.first)
+            .field("events", &self.events)
+            .field("buffered", &self.buffered_len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one complete line did.
+enum Line {
+    Nothing,
+    /// An empty line ended the block.
+    BlockEnd,
+    /// A bare JSON document completed with an error.
+    Bare(ApiError),
+}
+
+impl Inspector {
+    pub(crate) fn new(max_line: usize, max_event: usize) -> Inspector {
+        Inspector {
+            max_line: max_line.max(1),
+            max_event: max_event.max(1),
+            carry: Vec::new(),
+            line_open: None,
+            skip_lf: false,
+            bom_matched: 0,
+            bom_done: false,
+            relevant: false,
+            has_data: false,
+            suspect: false,
+            block_len: 0,
+            bare: Vec::new(),
+            bare_active: false,
+            first: FirstEvent::Pending,
+            content_filter: None,
+            events: 0,
+            done: false,
+        }
+    }
+
+    /// The verdict on the first event so far.
+    #[allow(dead_code)] // used by the retry integration
+    pub(crate) fn first_event(&self) -> &FirstEvent {
+        &self.first
+    }
+
+    /// Events dispatched so far.
+    #[allow(dead_code)] // used by the retry integration
+    pub(crate) fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The first content-filtered end seen, taken once.
+    pub(crate) fn take_content_filter(&mut self) -> Option<ApiError> {
+        self.content_filter.take()
+    }
+
+    /// Bytes held (a block spanning chunks, a partial line, a bare JSON document).
+    pub(crate) fn buffered_len(&self) -> usize {
+        self.carry.len() + self.bare.len()
+    }
+
+    /// Whether the inspector stopped (after an error it looks at nothing more).
+    #[allow(dead_code)] // used by the retry integration
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Scans one chunk. Returns where and why to stop, if the stream must stop.
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<Stop> {
+        if self.done {
+            return None;
+        }
+        let stop = self.feed_inner(chunk);
+        if stop.is_some() {
+            self.done = true;
+            self.carry = Vec::new();
+            self.bare = Vec::new();
+        }
+        stop
+    }
+
+    /// The input ended. An error in an event whose final empty line never came, or in an
+    /// unterminated bare JSON document, is still reported (leniently: the parser would drop
+    /// that event, but the upstream clearly meant to send an error).
+    pub(crate) fn finish(&mut self) -> Option<ApiError> {
+        if self.done {
+            return None;
+        }
+        self.done = true;
+        let mut found = None;
+        if self.relevant && self.has_data && self.suspect {
+            let carry = std::mem::take(&mut self.carry);
+            found = self.evaluate(&carry, true);
+        }
+        if found.is_none() && self.bare_active {
+            found = self.bare_error(true);
+        }
+        if matches!(self.first, FirstEvent::Pending) {
+            self.first = match &found {
+                Some(e) => FirstEvent::Error(e.clone()),
+                None => FirstEvent::NoEvent,
+            };
+        }
+        self.carry = Vec::new();
+        self.bare = Vec::new();
+        found
+    }
+
+    fn feed_inner(&mut self, chunk: &[u8]) -> Option<Stop> {
+        let mut pos = 0;
+        while !self.bom_done && pos < chunk.len() {
+            if chunk[pos] == BOM[usize::from(self.bom_matched)] {
+                self.bom_matched += 1;
+                pos += 1;
+                if self.bom_matched == 3 {
+                    self.bom_done = true;
+                }
+            } else {
+                self.bom_done = true;
+                // A broken BOM is the start of an (unknown) field: keep it as line text.
+                let n = usize::from(self.bom_matched);
+                if n > 0 {
+                    self.line_open = Some(self.carry.len());
+                    self.carry.extend_from_slice(&BOM[..n]);
+                }
+            }
+        }
+        if self.skip_lf && pos < chunk.len() {
+            self.skip_lf = false;
+            if chunk[pos] == b'\n' {
+                pos += 1;
+            }
+        }
+        // `seg`: where the part of the current relevant block not yet in `carry` starts.
+        let mut seg = pos;
+        if let Some(start) = self.line_open {
+            let Some(i) = memchr::memchr2(b'\n', b'\r', &chunk[pos..]) else {
+                if self.carry.len() - start + chunk.len() - pos > self.max_line {
+                    return Some(Stop::Limit(Error::line_too_long(self.max_line)));
+                }
+                self.carry.extend_from_slice(&chunk[pos..]);
+                return None;
+            };
+            if self.carry.len() - start + i > self.max_line {
+                return Some(Stop::Limit(Error::line_too_long(self.max_line)));
+            }
+            self.carry.extend_from_slice(&chunk[pos..pos + i]);
+            self.line_open = None;
+            pos = self.after_line_end(chunk, pos + i);
+            self.carry.push(b'\n');
+            seg = pos;
+            let mut carry = std::mem::take(&mut self.carry);
+            let line_end = carry.len() - 1;
+            let was_relevant = self.relevant;
+            let outcome = self.line(&carry[start..line_end], None);
+            match outcome {
+                Err(e) => return Some(Stop::Limit(e)),
+                Ok(Line::Bare(error)) => return Some(self.stop_in_band(pos, error)),
+                Ok(Line::BlockEnd) => {
+                    if let Some(error) = self.end_block(&carry) {
+                        return Some(self.stop_in_band(pos, error));
+                    }
+                    carry.clear();
+                }
+                Ok(Line::Nothing) => {
+                    if !was_relevant && !self.relevant {
+                        carry.clear();
+                    } else if !was_relevant {
+                        // The block starts with this line: drop what came before it.
+                        carry.drain(..start);
+                    }
+                }
+            }
+            self.carry = carry;
+        }
+
+        let needles = &*NEEDLES;
+        let mut err_cache = Cache::new();
+        let mut reason_cache = Cache::new();
+        loop {
+            let line_start = pos;
+            let Some(i) = memchr::memchr2(b'\n', b'\r', &chunk[pos..]) else {
+                // A partial line: keep it (and the block, if it matters) for the next chunk.
+                if chunk.len() - line_start > self.max_line {
+                    return Some(Stop::Limit(Error::line_too_long(self.max_line)));
+                }
+                if self.relevant {
+                    if self.carry.len() + (chunk.len() - seg) > self.carry_limit() {
+                        return Some(Stop::Limit(Error::event_too_long(self.max_event)));
+                    }
+                    self.line_open = Some(self.carry.len() + (line_start - seg));
+                    self.carry.extend_from_slice(&chunk[seg..]);
+                } else if line_start < chunk.len() {
+                    self.line_open = Some(self.carry.len());
+                    self.carry.extend_from_slice(&chunk[line_start..]);
+                }
+                return None;
+            };
+            let line_end = pos + i;
+            if i > self.max_line {
+                return Some(Stop::Limit(Error::line_too_long(self.max_line)));
+            }
+            pos = self.after_line_end(chunk, line_end);
+            let line = &chunk[line_start..line_end];
+            // The cheap scan, with matches cached across lines of this chunk.
+            let mut hint = None;
+            if line.len() >= 4 && &line[..4] == b"data" {
+                let mut suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
+                let mut from = line_start;
+                while !suspect {
+                    let p = reason_cache.next_from(&needles.reason, chunk, from);
+                    if p >= line_end {
+                        break;
+                    }
+                    suspect = inband::reason_is_suspect(&chunk[..line_end], p + 6);
+                    from = p + 1;
+                }
+                hint = Some(suspect);
+            }
+            let was_relevant = self.relevant;
+            match self.line(line, hint) {
+                Err(e) => return Some(Stop::Limit(e)),
+                Ok(Line::Bare(error)) => return Some(self.stop_in_band(pos, error)),
+                Ok(Line::BlockEnd) => {
+                    let found = if self.carry.is_empty() {
+                        self.end_block(&chunk[seg..pos])
+                    } else {
+                        let mut carry = std::mem::take(&mut self.carry);
+                        carry.extend_from_slice(&chunk[seg..pos]);
+                        let found = self.end_block(&carry);
+                        carry.clear();
+                        self.carry = carry;
+                        found
+                    };
+                    if let Some(error) = found {
+                        return Some(self.stop_in_band(pos, error));
+                    }
+                    seg = pos;
+                }
+                Ok(Line::Nothing) => {
+                    if !was_relevant {
+                        // Nothing kept so far: the block (if any) starts at this line.
+                        seg = if self.relevant { line_start } else { pos };
+                    }
+                }
+            }
+            if pos >= chunk.len() {
+                if self.relevant && seg < chunk.len() {
+                    if self.carry.len() + (chunk.len() - seg) > self.carry_limit() {
+                        return Some(Stop::Limit(Error::event_too_long(self.max_event)));
+                    }
+                    self.carry.extend_from_slice(&chunk[seg..]);
+                }
+                return None;
+            }
+        }
+    }
+
+    /// Consumes the line end at `at` (CR, LF or CR LF) and returns the position after it.
+    fn after_line_end(&mut self, chunk: &[u8], at: usize) -> usize {
+        let mut pos = at + 1;
+        if chunk[at] == b'\r' {
+            if pos == chunk.len() {
+                self.skip_lf = true;
+            } else if chunk[pos] == b'\n' {
+                pos += 1;
+            }
+        }
+        pos
+    }
+
+    /// A safety net on `carry`: a block within the event limit (counted with one byte per line
+    /// end) plus CR LF line ends plus one partial line always fits.
+    fn carry_limit(&self) -> usize {
+        self.max_event
+            .saturating_mul(2)
+            .saturating_add(self.max_line)
+    }
+
+    fn stop_in_band(&mut self, at: usize, error: ApiError) -> Stop {
+        Stop::InBand { at, error }
+    }
+
+    /// One complete line. `hint` is the cheap scan's verdict for a `data` line scanned in
+    /// place (computed here otherwise).
+    fn line(&mut self, line: &[u8], hint: Option<bool>) -> Result<Line, Error> {
+        if self.bare_active {
+            let sse_line = line.is_empty()
+                || line[0] == b':'
+                || line.starts_with(b"data")
+                || line.starts_with(b"event");
+            if !sse_line {
+                if self.bare.len() + line.len() + 1 > self.max_event {
+                    self.bare_active = false;
+                    self.bare.clear();
+                    return Ok(Line::Nothing);
+                }
+                self.bare.extend_from_slice(line);
+                self.bare.push(b'\n');
+                return Ok(match self.bare_error(false) {
+                    Some(e) => Line::Bare(e),
+                    None => Line::Nothing,
+                });
+            }
+            self.bare_active = false;
+            self.bare.clear();
+        }
+        let Some(&first) = line.first() else {
+            return Ok(Line::BlockEnd);
+        };
+        if self.relevant {
+            self.block_len += line.len() + 1;
+            if self.block_len > self.max_event {
+                return Err(Error::event_too_long(self.max_event));
+            }
+        }
+        match first {
+            b'd' => {
+                let Some(value) = field_value(line, b"data") else {
+                    return Ok(Line::Nothing);
+                };
+                self.start_block(line.len());
+                self.has_data = true;
+                if !self.suspect {
+                    self.suspect = hint.unwrap_or_else(|| inband::data_is_suspect(value));
+                }
+            }
+            b'e' => {
+                let Some(value) = field_value(line, b"event") else {
+                    return Ok(Line::Nothing);
+                };
+                self.start_block(line.len());
+                if inband::is_error_event_name(value) {
+                    self.suspect = true;
+                }
+            }
+            b'{' | b'[' => {
+                // Not SSE at all: Gemini sends its mid-stream error as a bare JSON document,
+                // possibly over several lines.
+                self.bare_active = true;
+                self.bare.clear();
+                if line.len() < self.max_event {
+                    self.bare.extend_from_slice(line);
+                    self.bare.push(b'\n');
+                    if let Some(e) = self.bare_error(false) {
+                        return Ok(Line::Bare(e));
+                    }
+                } else {
+                    self.bare_active = false;
+                }
+            }
+            _ => {}
+        }
+        Ok(Line::Nothing)
+    }
+
+    fn start_block(&mut self, line_len: usize) {
+        if !self.relevant {
+            self.relevant = true;
+            self.block_len = line_len + 1;
+        }
+    }
+
+    /// The block ended with an empty line; `bytes` are its raw bytes from its first relevant
+    /// line. Returns an error that stops the stream.
+    fn end_block(&mut self, bytes: &[u8]) -> Option<ApiError> {
+        let found = if self.relevant && self.has_data && self.suspect {
+            self.evaluate(bytes, false)
+        } else {
+            None
+        };
+        if self.has_data {
+            self.events += 1;
+            if matches!(self.first, FirstEvent::Pending) {
+                self.first = match &found {
+                    Some(e) => FirstEvent::Error(e.clone()),
+                    None => FirstEvent::Normal,
+                };
+            }
+        }
+        self.relevant = false;
+        self.has_data = false;
+        self.suspect = false;
+        self.block_len = 0;
+        found
+    }
+
+    /// Parses a suspect block and reads the error in it. A content-filtered end is recorded
+    /// and does not stop the stream.
+    fn evaluate(&mut self, bytes: &[u8], at_end: bool) -> Option<ApiError> {
+        let mut parser = Parser::new()
+            .max_line_bytes(self.max_line)
+            .max_event_bytes(self.max_event);
+        parser.push(Bytes::copy_from_slice(bytes));
+        if at_end {
+            parser.push(Bytes::from_static(b"\n\n"));
+        }
+        parser.finish();
+        while let Some(next) = parser.next_event() {
+            let Ok(event) = next else { continue };
+            if let Some(e) = ApiError::from_sse_event(&event) {
+                if e.kind() == ErrorKind::ContentFiltered {
+                    if self.content_filter.is_none() {
+                        self.content_filter = Some(e);
+                    }
+                    continue;
+                }
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Tries to read the bare JSON document collected so far.
+    fn bare_error(&mut self, at_end: bool) -> Option<ApiError> {
+        let last = self.bare.trim_ascii_end().last().copied();
+        if !at_end && !matches!(last, Some(b'}' | b']')) {
+            return None;
+        }
+        match serde_json::from_slice::<serde_json::Value>(&self.bare) {
+            Ok(v) => {
+                self.bare_active = false;
+                self.bare.clear();
+                let e = inband::from_value(false, &v)?;
+                if e.kind() == ErrorKind::ContentFiltered {
+                    self.content_filter.get_or_insert(e);
+                    return None;
+                }
+                if matches!(self.first, FirstEvent::Pending) {
+                    self.first = FirstEvent::Error(e.clone());
+                }
+                Some(e)
+            }
+            Err(e) if e.is_eof() && !at_end => None,
+            Err(_) => {
+                self.bare_active = false;
+                self.bare.clear();
+                None
+            }
+        }
+    }
+}
+
+/// The value of field `name` on `line` (`name`, optionally `:` and one space), or `None` when
+/// the line is another field.
+fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(name)?;
+    match rest.split_first() {
+        None => Some(rest),
+        Some((b':', v)) => Some(v.strip_prefix(b" ").unwrap_or(v)),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Verdict {
+        Pending,
+        Normal,
+        Error(String),
+        NoEvent,
+    }
+
+    fn verdict(i: &Inspector) -> Verdict {
+        match i.first_event() {
+            FirstEvent::Pending => Verdict::Pending,
+            FirstEvent::Normal => Verdict::Normal,
+            FirstEvent::Error(e) => Verdict::Error(e.message().to_owned()),
+            FirstEvent::NoEvent => Verdict::NoEvent,
+        }
+    }
+
+    /// Feeds `input` under every chunking (whole, 1-byte, every 2-way split) and checks the
+    /// first-event verdict before and after `finish`.
+    fn check(input: &[u8], before_finish: Verdict, after_finish: Verdict) {
+        let mut chunkings: Vec<Vec<&[u8]>> = vec![vec![input], input.chunks(1).collect()];
+        for i in 1..input.len() {
+            let (a, b) = input.split_at(i);
+            chunkings.push(vec![a, b]);
+        }
+        for chunks in chunkings {
+            let mut insp = Inspector::new(1 << 20, 1 << 20);
+            for c in &chunks {
+                let _ = insp.feed(c);
+            }
+            assert_eq!(verdict(&insp), before_finish, "{} chunks", chunks.len());
+            let _ = insp.finish();
+            assert_eq!(verdict(&insp), after_finish, "{} chunks", chunks.len());
+        }
+    }
+
+    #[test]
+    fn first_event_error_after_keepalives() {
+        check(
+            b": ping\n\n: ping\n\ndata: {\"error\":{\"code\":503,\"message\":\"busy\"}}\n\n",
+            Verdict::Error("busy".into()),
+            Verdict::Error("busy".into()),
+        );
+    }
+
+    #[test]
+    fn first_event_normal() {
+        check(
+            b": ping\n\ndata: hello\n\ndata: {\"error\":{\"message\":\"late\"}}\n\n",
+            Verdict::Normal,
+            Verdict::Normal,
+        );
+    }
+
+    #[test]
+    fn first_event_none_when_only_comments_id_retry() {
+        check(
+            b": ping\n\nid: 1\nretry: 10\n\nevent: x\n\n",
+            Verdict::Pending,
+            Verdict::NoEvent,
+        );
+        check(b"", Verdict::Pending, Verdict::NoEvent);
+    }
+
+    #[test]
+    fn incomplete_event_is_no_event() {
+        check(b"data: hello\n", Verdict::Pending, Verdict::NoEvent);
+    }
+
+    #[test]
+    fn bare_json_error_first() {
+        check(
+            b"{\n \"error\": {\"code\": 500, \"message\": \"down\"}\n}\n",
+            Verdict::Error("down".into()),
+            Verdict::Error("down".into()),
+        );
+    }
+
+    #[test]
+    fn content_filter_first_is_normal() {
+        check(
+            b"data: {\"choices\":[{\"finish_reason\":\"content_filter\"}]}\n\n",
+            Verdict::Normal,
+            Verdict::Normal,
+        );
+    }
+
+    #[test]
+    fn stop_offset_is_the_end_of_the_error_event() {
+        let input = b"data: a\n\ndata: {\"error\":\"x\"}\n\ndata: [DONE]\n\n";
+        let mut insp = Inspector::new(1 << 20, 1 << 20);
+        match insp.feed(input) {
+            Some(Stop::InBand { at, error }) => {
+                assert_eq!(&input[..at], b"data: a\n\ndata: {\"error\":\"x\"}\n\n");
+                assert_eq!(error.message(), "x");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(insp.is_done());
+        assert_eq!(insp.events(), 2);
+    }
+
+    #[test]
+    fn normal_events_keep_nothing_buffered() {
+        let mut insp = Inspector::new(1 << 20, 1 << 20);
+        for _ in 0..100 {
+            assert!(
+                insp.feed(b"event: delta\ndata: {\"x\":1}\n\n: keepalive\n")
+                    .is_none()
+            );
+            assert_eq!(insp.buffered_len(), 0);
+        }
+        assert_eq!(insp.events(), 100);
+    }
+
+    #[test]
+    fn endless_comment_lines_without_blank_line_are_not_an_event_limit() {
+        let mut insp = Inspector::new(64, 128);
+        for _ in 0..1000 {
+            assert!(insp.feed(b": ping\n").is_none());
+        }
+        assert!(insp.buffered_len() < 64);
+    }
+}
