@@ -233,7 +233,7 @@ async fn gemini_bare_pretty_printed_json() {
     );
     let e = failing(s, "  }\n}\n").await;
     assert_eq!(e.code(), Some("503"));
-    assert_eq!(e.kind(), ErrorKind::ServiceUnavailable);
+    assert_eq!(e.kind(), ErrorKind::Overloaded);
     assert_eq!(e.error_type(), Some("UNAVAILABLE"));
 }
 

@@ -2,7 +2,7 @@
 //! whether an event is worth reading at all.
 
 use super::Event;
-use crate::error::parse::{clean, from_json_in_band};
+use crate::error::parse::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, clean, from_json_in_band};
 use crate::{ApiError, ErrorKind};
 use memchr::memmem;
 use serde_json::{Map, Value};
@@ -69,7 +69,7 @@ pub(crate) fn from_event(name: &str, data: &[u8]) -> Option<ApiError> {
             let message = if text.is_empty() {
                 "the stream sent an error event".to_owned()
             } else {
-                clean(&text)
+                clean(&text, MAX_MESSAGE_CHARS)
             };
             Some(ApiError::new(ErrorKind::Unknown, message))
         }
@@ -93,7 +93,7 @@ pub(crate) fn from_value(named_error: bool, value: &Value) -> Option<ApiError> {
                 .and_then(Value::as_str)
                 .or_else(|| obj.get("error_type").and_then(Value::as_str));
             if let Some(t) = extra.filter(|t| !t.is_empty()) {
-                api = api.with_error_type(clean(t));
+                api = api.with_error_type(clean(t, MAX_FIELD_CHARS));
             }
         }
         return Some(api);
@@ -166,7 +166,7 @@ fn filtered(reason: &str) -> ApiError {
         ErrorKind::ContentFiltered,
         "the output was stopped by a content filter",
     )
-    .with_code(clean(reason))
+    .with_code(clean(reason, MAX_FIELD_CHARS))
 }
 
 /// Gemini `finishReason` values that mean the output was blocked.
