@@ -4,7 +4,9 @@ use super::{
     error::{Elapsed, Reason},
     layer::Config,
     policy::{self, Outcome, RetryInfo, Stop},
+    stream::{FirstEventHold, Verdict, with_head_hints},
 };
+use crate::sse::is_event_stream;
 use crate::{ApiError, BoxError, error::ParseOptions};
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
@@ -89,7 +91,7 @@ pin_project! {
         Called { #[pin] future: F },
         // Holding a response and reading the start of its body to classify it (see `Check`).
         // Boxed: only error responses get here, and it keeps the future small.
-        Checking { check: Check, held: Box<Held<ResBody>> },
+        Checking { held: Box<Held<ResBody>> },
         // Sleeping before the next attempt.
         Waiting,
         // Waiting for the inner service to be ready for the next attempt.
@@ -143,28 +145,27 @@ struct Held<B> {
     parts: Option<http::response::Parts>,
     body: Option<Pin<Box<B>>>,
     prefix: Prefix,
+    /// Set for `Check::FirstEvent`.
+    stream: Option<FirstEventHold>,
 }
 
 /// How a held response is read before the retry decision.
-///
-/// This is the seam for stream inspection. A `200 text/event-stream` response can be held
-/// the same way until its first SSE event: add a variant carrying an `sse::Parser`, return it
-/// from [`check_for`] for that content type, and in `State::Checking` feed each frame both to
-/// the parser and to `Prefix::buf` (the bytes the caller will be re-served) until the parser
-/// yields one event; classify with `ApiError::from_sse_event` (an error event: retry like an
-/// error response; a stream that ends with no event: retryable; a normal event: return the
-/// response with `ResponseBody::replayed`, which re-serves everything read so far and then
-/// streams the rest, where the SSE body wrapper takes over). Nothing else in the state
-/// machine changes.
 #[derive(Clone, Copy, Debug)]
 enum Check {
     /// Read up to `max_error_body_bytes` and classify with `ApiError::from_response`.
     ErrorBody,
+    /// A `200 text/event-stream`: read until its first event (see `stream.rs`), up to
+    /// `max_first_event_bytes`.
+    FirstEvent,
 }
 
-/// Which responses are held and read before they reach the caller: error statuses, or what
-/// `inspect_if` selects. `None`: pass the response through unread.
+/// Which responses are held and read before they reach the caller: a `200 text/event-stream`
+/// (unless `hold_first_event(false)`), error statuses, or what `inspect_if` selects. `None`:
+/// pass the response through unread.
 fn check_for(config: &Config, status: http::StatusCode, headers: &HeaderMap) -> Option<Check> {
+    if status == http::StatusCode::OK && config.hold_first_event && is_event_stream(headers) {
+        return Some(Check::FirstEvent);
+    }
     let inspect = match &config.inspect_if {
         Some(f) => f(status, headers),
         None => status.as_u16() >= 400,
@@ -243,13 +244,35 @@ where
                                 // Nothing left to decide: the response goes out unread.
                                 return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
                             };
+                            let stream = match check {
+                                Check::ErrorBody => None,
+                                Check::FirstEvent => {
+                                    let attempt_end = this
+                                        .sleep
+                                        .as_ref()
+                                        .get_ref()
+                                        .as_ref()
+                                        .filter(|_| *this.timer_armed)
+                                        .map(Sleep::deadline);
+                                    let first_event_end = this
+                                        .config
+                                        .first_event_timeout
+                                        .and_then(|t| Instant::now().checked_add(t));
+                                    if let Some(at) = first_event_end {
+                                        let at = attempt_end.map_or(at, |a| a.min(at));
+                                        start_wait(this.sleep.as_mut(), at);
+                                        *this.timer_armed = true;
+                                    }
+                                    Some(FirstEventHold::new(attempt_end))
+                                }
+                            };
                             let (parts, body) = resp.into_parts();
                             this.state.set(State::Checking {
-                                check,
                                 held: Box::new(Held {
                                     parts: Some(parts),
                                     body: Some(Box::pin(body)),
                                     prefix: Prefix::default(),
+                                    stream,
                                 }),
                             });
                             continue;
@@ -291,49 +314,94 @@ where
                         }
                     }
                 }
-                StateProj::Checking { check, held } => {
+                StateProj::Checking { held } => {
                     let Held {
                         parts,
                         body,
                         prefix,
+                        stream,
                     } = &mut **held;
-                    let Check::ErrorBody = *check;
                     let limit = this.config.max_error_body_bytes;
-                    let filled = match body.as_mut() {
-                        Some(b) => prefix.poll_fill(b, limit, cx),
-                        None => Poll::Ready(()),
+                    let filled = match (body.as_mut(), stream.as_mut()) {
+                        (None, _) => Poll::Ready(None),
+                        (Some(b), None) => prefix.poll_fill(b, limit, cx).map(|()| None),
+                        (Some(b), Some(hold)) => hold
+                            .poll(prefix, b, this.config.max_first_event_bytes, cx)
+                            .map(Some),
                     };
-                    if filled.is_pending() {
-                        ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
-                        *this.timer_armed = false;
-                        let reason = timed_out(this.deadline);
-                        this.state.set(State::Waiting);
-                        if reason == Reason::Deadline {
-                            return Poll::Ready(Err(give_up(
-                                this.retries,
-                                reason,
-                                this.last_api_error,
-                            )));
-                        }
-                        match decide(
-                            &Outcome::timeout(),
-                            this.config,
-                            *this.retries,
-                            this.saved,
-                            *this.deadline,
-                            this.rng,
-                        ) {
-                            Ok(at) => start_wait(this.sleep.as_mut(), at),
-                            Err(_) => {
+                    let verdict = match filled {
+                        Poll::Ready(v) => v,
+                        Poll::Pending => {
+                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            *this.timer_armed = false;
+                            let reason = timed_out(this.deadline);
+                            let now = Instant::now();
+                            let first_event_timer = reason != Reason::Deadline
+                                && stream
+                                    .as_ref()
+                                    .is_some_and(|h| h.attempt_end.is_none_or(|a| now < a));
+                            if first_event_timer {
+                                // A stream that sent no event in time: retryable; when no
+                                // retry follows, the caller gets it as it is, still streaming.
+                                match decide(
+                                    &Outcome::first_event_timeout(),
+                                    this.config,
+                                    *this.retries,
+                                    this.saved,
+                                    *this.deadline,
+                                    this.rng,
+                                ) {
+                                    Ok(at) => {
+                                        start_wait(this.sleep.as_mut(), at);
+                                        this.state.set(State::Waiting);
+                                        continue;
+                                    }
+                                    Err(_) => match (parts.take(), body.take()) {
+                                        (Some(p), Some(b)) => {
+                                            let prefix = std::mem::take(prefix);
+                                            return Poll::Ready(Ok(Response::from_parts(
+                                                p,
+                                                ResponseBody::replayed(prefix, b),
+                                            )));
+                                        }
+                                        _ => {
+                                            return Poll::Ready(Err(give_up(
+                                                this.retries,
+                                                Reason::Transport,
+                                                this.last_api_error,
+                                            )));
+                                        }
+                                    },
+                                }
+                            }
+                            this.state.set(State::Waiting);
+                            if reason == Reason::Deadline {
                                 return Poll::Ready(Err(give_up(
                                     this.retries,
                                     reason,
                                     this.last_api_error,
                                 )));
                             }
+                            match decide(
+                                &Outcome::timeout(),
+                                this.config,
+                                *this.retries,
+                                this.saved,
+                                *this.deadline,
+                                this.rng,
+                            ) {
+                                Ok(at) => start_wait(this.sleep.as_mut(), at),
+                                Err(_) => {
+                                    return Poll::Ready(Err(give_up(
+                                        this.retries,
+                                        reason,
+                                        this.last_api_error,
+                                    )));
+                                }
+                            }
+                            continue;
                         }
-                        continue;
-                    }
+                    };
                     let (Some(p), Some(b)) = (parts.take(), body.take()) else {
                         // Unreachable: both are set together and taken together below.
                         return Poll::Ready(Err(RetryError::new(
@@ -344,18 +412,44 @@ where
                         )
                         .into()));
                     };
-                    let options = ParseOptions::new().max_body_bytes(limit);
-                    let api =
-                        ApiError::from_response_with(p.status, &p.headers, &prefix.buf, &options);
-                    let outcome = Outcome::response(p.status, &p.headers, api.as_ref());
-                    match decide(
-                        &outcome,
-                        this.config,
-                        *this.retries,
-                        this.saved,
-                        *this.deadline,
-                        this.rng,
-                    ) {
+                    let (decision, api) = {
+                        let api = match &verdict {
+                            None => {
+                                let options = ParseOptions::new().max_body_bytes(limit);
+                                ApiError::from_response_with(
+                                    p.status,
+                                    &p.headers,
+                                    &prefix.buf,
+                                    &options,
+                                )
+                            }
+                            Some(Verdict::Failed(e)) => {
+                                Some(with_head_hints(e.clone(), &p.headers))
+                            }
+                            Some(Verdict::HandOn | Verdict::BodyFailed) => None,
+                        };
+                        let outcome = match (&verdict, prefix.error.as_deref()) {
+                            (Some(Verdict::HandOn), _) => None,
+                            (Some(Verdict::BodyFailed), Some(err)) => Some(Outcome::error(err)),
+                            _ => Some(Outcome::response(p.status, &p.headers, api.as_ref())),
+                        };
+                        match outcome {
+                            None => (Err(Stop::NotRetryable), None),
+                            Some(outcome) => {
+                                let decision = decide(
+                                    &outcome,
+                                    this.config,
+                                    *this.retries,
+                                    this.saved,
+                                    *this.deadline,
+                                    this.rng,
+                                );
+                                let last = outcome.api_error().cloned();
+                                (decision, last)
+                            }
+                        }
+                    };
+                    match decision {
                         Ok(at) => {
                             *this.last_api_error = api;
                             *this.timer_armed = false;

@@ -140,6 +140,7 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+mod stream;
 
 pub use body::{ReplayBody, ResponseBody};
 pub use error::RetryError;
