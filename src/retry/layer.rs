@@ -168,7 +168,9 @@ impl RetryLayer {
 
     /// Which responses are read and classified (default: status 400 and above). Responses below
     /// 400 chosen here are classified too ([`ApiError::from_response`](crate::ApiError::from_response)
-    /// finds an error object in a 200 body) and passed to [`retry_if`](Self::retry_if).
+    /// finds an error object in a 200 body) and passed to [`retry_if`](Self::retry_if). A `200
+    /// text/event-stream` is held for its first event instead, unless
+    /// [`hold_first_event(false)`](Self::hold_first_event).
     pub fn inspect_if<F>(self, f: F) -> RetryLayer
     where
         F: Fn(StatusCode, &HeaderMap) -> bool + Send + Sync + 'static,
