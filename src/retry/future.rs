@@ -70,9 +70,9 @@ pin_project! {
         #[pin]
         state: State<F, ResBody>,
         // One timer per request, created when first needed: the attempt timeout / deadline
-        // while an attempt runs, the backoff while waiting.
-        #[pin]
-        sleep: Option<Sleep>,
+        // while an attempt runs, the backoff while waiting. Boxed: a timer is rare on the
+        // success path and an inline `Sleep` would double the size of this future.
+        sleep: Option<Pin<Box<Sleep>>>,
         timer_armed: bool,
         service: S,
         config: Arc<Config>,
@@ -111,7 +111,7 @@ impl<S, F, ReqBody, ResBody> ResponseFuture<S, F, ReqBody, ResBody> {
             let deadline = config.deadline.and_then(|d| now.checked_add(d));
             (
                 deadline,
-                attempt_end(&config, deadline, now).map(sleep_until),
+                attempt_end(&config, deadline, now).map(|at| Box::pin(sleep_until(at))),
             )
         } else {
             (None, None)
@@ -194,7 +194,7 @@ where
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
-                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
                             *this.timer_armed = false;
                             this.state.set(State::Waiting);
                             match timed_out(this.deadline) {
@@ -215,7 +215,7 @@ where
                                         *this.deadline,
                                         this.rng,
                                     ) {
-                                        Ok(at) => start_wait(this.sleep.as_mut(), at),
+                                        Ok(at) => start_wait(this.sleep, at),
                                         Err(_) => {
                                             return Poll::Ready(Err(give_up(
                                                 this.retries,
@@ -250,17 +250,15 @@ where
                                     let attempt_end = this
                                         .sleep
                                         .as_ref()
-                                        .get_ref()
-                                        .as_ref()
                                         .filter(|_| *this.timer_armed)
-                                        .map(Sleep::deadline);
+                                        .map(|s| s.deadline());
                                     let first_event_end = this
                                         .config
                                         .first_event_timeout
                                         .and_then(|t| Instant::now().checked_add(t));
                                     if let Some(at) = first_event_end {
                                         let at = attempt_end.map_or(at, |a| a.min(at));
-                                        start_wait(this.sleep.as_mut(), at);
+                                        start_wait(this.sleep, at);
                                         *this.timer_armed = true;
                                     }
                                     Some(FirstEventHold::new(attempt_end))
@@ -296,7 +294,7 @@ where
                             match decision {
                                 Ok(at) => {
                                     *this.timer_armed = false;
-                                    start_wait(this.sleep.as_mut(), at);
+                                    start_wait(this.sleep, at);
                                     this.state.set(State::Waiting);
                                     continue;
                                 }
@@ -332,7 +330,7 @@ where
                     let verdict = match filled {
                         Poll::Ready(v) => v,
                         Poll::Pending => {
-                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
                             *this.timer_armed = false;
                             let reason = timed_out(this.deadline);
                             let now = Instant::now();
@@ -352,7 +350,7 @@ where
                                     this.rng,
                                 ) {
                                     Ok(at) => {
-                                        start_wait(this.sleep.as_mut(), at);
+                                        start_wait(this.sleep, at);
                                         this.state.set(State::Waiting);
                                         continue;
                                     }
@@ -390,7 +388,7 @@ where
                                 *this.deadline,
                                 this.rng,
                             ) {
-                                Ok(at) => start_wait(this.sleep.as_mut(), at),
+                                Ok(at) => start_wait(this.sleep, at),
                                 Err(_) => {
                                     return Poll::Ready(Err(give_up(
                                         this.retries,
@@ -453,7 +451,7 @@ where
                         Ok(at) => {
                             *this.last_api_error = api;
                             *this.timer_armed = false;
-                            start_wait(this.sleep.as_mut(), at);
+                            start_wait(this.sleep, at);
                             this.state.set(State::Waiting);
                         }
                         Err(_) => {
@@ -466,13 +464,13 @@ where
                     }
                 }
                 StateProj::Waiting => {
-                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                        ready!(sleep.poll(cx));
+                    if let Some(sleep) = this.sleep.as_mut() {
+                        ready!(sleep.as_mut().poll(cx));
                     }
                     // The next attempt's clock starts now: waiting for the service to be ready
                     // counts towards its timeout and the deadline.
                     if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
-                        start_wait(this.sleep.as_mut(), at);
+                        start_wait(this.sleep, at);
                         *this.timer_armed = true;
                     }
                     this.state.set(State::Retrying);
@@ -481,7 +479,7 @@ where
                     let ready = match this.service.poll_ready(cx) {
                         Poll::Ready(r) => r,
                         Poll::Pending => {
-                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
                             // Not ready in time: the retry is abandoned, not counted.
                             let reason = timed_out(this.deadline);
                             return Poll::Ready(Err(give_up(
@@ -518,9 +516,9 @@ where
 }
 
 /// Polls the attempt timer, if one is armed; `Pending` forever otherwise.
-fn poll_timer(sleep: Pin<&mut Option<Sleep>>, armed: bool, cx: &mut Context<'_>) -> Poll<()> {
-    match sleep.as_pin_mut() {
-        Some(s) if armed => s.poll(cx),
+fn poll_timer(sleep: &mut Option<Pin<Box<Sleep>>>, armed: bool, cx: &mut Context<'_>) -> Poll<()> {
+    match sleep {
+        Some(s) if armed => s.as_mut().poll(cx),
         _ => Poll::Pending,
     }
 }
@@ -543,10 +541,10 @@ fn give_up(retries: &u32, reason: Reason, last: &mut Option<ApiError>) -> BoxErr
     RetryError::new(retries.saturating_add(1), reason, last.take(), source).into()
 }
 
-fn start_wait(mut sleep: Pin<&mut Option<Sleep>>, at: Instant) {
-    match sleep.as_mut().as_pin_mut() {
-        Some(s) => s.reset(at),
-        None => sleep.set(Some(sleep_until(at))),
+fn start_wait(sleep: &mut Option<Pin<Box<Sleep>>>, at: Instant) {
+    match sleep {
+        Some(s) => s.as_mut().reset(at),
+        None => *sleep = Some(Box::pin(sleep_until(at))),
     }
 }
 
