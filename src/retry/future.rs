@@ -90,7 +90,7 @@ pin_project! {
         // Polling the inner service's future.
         Called { #[pin] future: F },
         // Holding a response and reading the start of its body to classify it (see `Check`).
-        // Boxed: only error responses get here, and it keeps the future small.
+        // Boxed: only error responses and held streams get here; it keeps the future small.
         Checking { held: Box<Held<ResBody>> },
         // Sleeping before the next attempt.
         Waiting,
