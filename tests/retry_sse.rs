@@ -694,3 +694,45 @@ e2e_cases! {
     e2e_exhausted_retries_give_the_last_stream: vec![OVERLOADED_FIRST, OVERLOADED_FIRST, OVERLOADED_FIRST], 3, true
         => 3, OVERLOADED_FIRST.to_vec(), true;
 }
+
+/// `x-should-retry` on the stream's head overrides the in-band error's kind, as it does for
+/// an error response.
+#[tokio::test(start_paused = true)]
+async fn x_should_retry_on_the_head_overrides_the_in_band_kind() {
+    for (should_retry, calls_expected) in [("false", 1u32), ("true", 2)] {
+        let calls = Arc::new(Mutex::new(0u32));
+        let c = calls.clone();
+        let first: &'static [u8] = if should_retry == "false" {
+            OVERLOADED_FIRST
+        } else {
+            QUOTA_FIRST
+        };
+        let svc = ServiceBuilder::new().layer(fast()).service_fn(
+            move |_req: Request<ReplayBody<Full<Bytes>>>| {
+                let n = {
+                    let mut c = c.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                async move {
+                    let body = if n == 1 { first } else { GOOD };
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .header("x-should-retry", should_retry)
+                            .body(Full::new(Bytes::from_static(body)))
+                            .unwrap(),
+                    )
+                }
+            },
+        );
+        let (bytes, _) = read_all(svc.oneshot(request()).await.unwrap().into_body()).await;
+        assert_eq!(
+            *calls.lock().unwrap(),
+            calls_expected,
+            "x-should-retry: {should_retry}"
+        );
+        let expected = if calls_expected == 1 { first } else { GOOD };
+        assert_eq!(&bytes[..], expected);
+    }
+}
