@@ -4,7 +4,9 @@ use super::{
     error::{Elapsed, Reason},
     layer::Config,
     policy::{self, Outcome, RetryInfo, Stop},
+    stream::{FirstEventHold, Verdict, with_head_hints},
 };
+use crate::sse::is_event_stream;
 use crate::{ApiError, BoxError, error::ParseOptions};
 use bytes::Bytes;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
@@ -68,9 +70,9 @@ pin_project! {
         #[pin]
         state: State<F, ResBody>,
         // One timer per request, created when first needed: the attempt timeout / deadline
-        // while an attempt runs, the backoff while waiting.
-        #[pin]
-        sleep: Option<Sleep>,
+        // while an attempt runs, the backoff while waiting. Boxed: a timer is rare on the
+        // success path and an inline `Sleep` would double the size of this future.
+        sleep: Option<Pin<Box<Sleep>>>,
         timer_armed: bool,
         service: S,
         config: Arc<Config>,
@@ -88,8 +90,8 @@ pin_project! {
         // Polling the inner service's future.
         Called { #[pin] future: F },
         // Holding a response and reading the start of its body to classify it (see `Check`).
-        // Boxed: only error responses get here, and it keeps the future small.
-        Checking { check: Check, held: Box<Held<ResBody>> },
+        // Boxed: only error responses and held streams get here; it keeps the future small.
+        Checking { held: Box<Held<ResBody>> },
         // Sleeping before the next attempt.
         Waiting,
         // Waiting for the inner service to be ready for the next attempt.
@@ -109,7 +111,7 @@ impl<S, F, ReqBody, ResBody> ResponseFuture<S, F, ReqBody, ResBody> {
             let deadline = config.deadline.and_then(|d| now.checked_add(d));
             (
                 deadline,
-                attempt_end(&config, deadline, now).map(sleep_until),
+                attempt_end(&config, deadline, now).map(|at| Box::pin(sleep_until(at))),
             )
         } else {
             (None, None)
@@ -143,28 +145,27 @@ struct Held<B> {
     parts: Option<http::response::Parts>,
     body: Option<Pin<Box<B>>>,
     prefix: Prefix,
+    /// Set for `Check::FirstEvent`.
+    stream: Option<FirstEventHold>,
 }
 
 /// How a held response is read before the retry decision.
-///
-/// This is the seam for stream inspection. A `200 text/event-stream` response can be held
-/// the same way until its first SSE event: add a variant carrying an `sse::Parser`, return it
-/// from [`check_for`] for that content type, and in `State::Checking` feed each frame both to
-/// the parser and to `Prefix::buf` (the bytes the caller will be re-served) until the parser
-/// yields one event; classify with `ApiError::from_sse_event` (an error event: retry like an
-/// error response; a stream that ends with no event: retryable; a normal event: return the
-/// response with `ResponseBody::replayed`, which re-serves everything read so far and then
-/// streams the rest, where the SSE body wrapper takes over). Nothing else in the state
-/// machine changes.
 #[derive(Clone, Copy, Debug)]
 enum Check {
     /// Read up to `max_error_body_bytes` and classify with `ApiError::from_response`.
     ErrorBody,
+    /// A `200 text/event-stream`: read until its first event (see `stream.rs`), up to
+    /// `max_first_event_bytes`.
+    FirstEvent,
 }
 
-/// Which responses are held and read before they reach the caller: error statuses, or what
-/// `inspect_if` selects. `None`: pass the response through unread.
+/// Which responses are held and read before they reach the caller: a `200 text/event-stream`
+/// (unless `hold_first_event(false)`), error statuses, or what `inspect_if` selects. `None`:
+/// pass the response through unread.
 fn check_for(config: &Config, status: http::StatusCode, headers: &HeaderMap) -> Option<Check> {
+    if status == http::StatusCode::OK && config.hold_first_event && is_event_stream(headers) {
+        return Some(Check::FirstEvent);
+    }
     let inspect = match &config.inspect_if {
         Some(f) => f(status, headers),
         None => status.as_u16() >= 400,
@@ -193,7 +194,7 @@ where
                     let result = match future.poll(cx) {
                         Poll::Ready(result) => result,
                         Poll::Pending => {
-                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
                             *this.timer_armed = false;
                             this.state.set(State::Waiting);
                             match timed_out(this.deadline) {
@@ -214,7 +215,7 @@ where
                                         *this.deadline,
                                         this.rng,
                                     ) {
-                                        Ok(at) => start_wait(this.sleep.as_mut(), at),
+                                        Ok(at) => start_wait(this.sleep, at),
                                         Err(_) => {
                                             return Poll::Ready(Err(give_up(
                                                 this.retries,
@@ -243,13 +244,33 @@ where
                                 // Nothing left to decide: the response goes out unread.
                                 return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
                             };
+                            let stream = match check {
+                                Check::ErrorBody => None,
+                                Check::FirstEvent => {
+                                    let attempt_end = this
+                                        .sleep
+                                        .as_ref()
+                                        .filter(|_| *this.timer_armed)
+                                        .map(|s| s.deadline());
+                                    let first_event_end = this
+                                        .config
+                                        .first_event_timeout
+                                        .and_then(|t| Instant::now().checked_add(t));
+                                    if let Some(at) = first_event_end {
+                                        let at = attempt_end.map_or(at, |a| a.min(at));
+                                        start_wait(this.sleep, at);
+                                        *this.timer_armed = true;
+                                    }
+                                    Some(FirstEventHold::new(attempt_end))
+                                }
+                            };
                             let (parts, body) = resp.into_parts();
                             this.state.set(State::Checking {
-                                check,
                                 held: Box::new(Held {
                                     parts: Some(parts),
                                     body: Some(Box::pin(body)),
                                     prefix: Prefix::default(),
+                                    stream,
                                 }),
                             });
                             continue;
@@ -273,7 +294,7 @@ where
                             match decision {
                                 Ok(at) => {
                                     *this.timer_armed = false;
-                                    start_wait(this.sleep.as_mut(), at);
+                                    start_wait(this.sleep, at);
                                     this.state.set(State::Waiting);
                                     continue;
                                 }
@@ -291,49 +312,94 @@ where
                         }
                     }
                 }
-                StateProj::Checking { check, held } => {
+                StateProj::Checking { held } => {
                     let Held {
                         parts,
                         body,
                         prefix,
+                        stream,
                     } = &mut **held;
-                    let Check::ErrorBody = *check;
                     let limit = this.config.max_error_body_bytes;
-                    let filled = match body.as_mut() {
-                        Some(b) => prefix.poll_fill(b, limit, cx),
-                        None => Poll::Ready(()),
+                    let filled = match (body.as_mut(), stream.as_mut()) {
+                        (None, _) => Poll::Ready(None),
+                        (Some(b), None) => prefix.poll_fill(b, limit, cx).map(|()| None),
+                        (Some(b), Some(hold)) => hold
+                            .poll(prefix, b, this.config.max_first_event_bytes, cx)
+                            .map(Some),
                     };
-                    if filled.is_pending() {
-                        ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
-                        *this.timer_armed = false;
-                        let reason = timed_out(this.deadline);
-                        this.state.set(State::Waiting);
-                        if reason == Reason::Deadline {
-                            return Poll::Ready(Err(give_up(
-                                this.retries,
-                                reason,
-                                this.last_api_error,
-                            )));
-                        }
-                        match decide(
-                            &Outcome::timeout(),
-                            this.config,
-                            *this.retries,
-                            this.saved,
-                            *this.deadline,
-                            this.rng,
-                        ) {
-                            Ok(at) => start_wait(this.sleep.as_mut(), at),
-                            Err(_) => {
+                    let verdict = match filled {
+                        Poll::Ready(v) => v,
+                        Poll::Pending => {
+                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
+                            *this.timer_armed = false;
+                            let reason = timed_out(this.deadline);
+                            let now = Instant::now();
+                            let first_event_timer = reason != Reason::Deadline
+                                && stream
+                                    .as_ref()
+                                    .is_some_and(|h| h.attempt_end.is_none_or(|a| now < a));
+                            if first_event_timer {
+                                // A stream that sent no event in time: retryable; when no
+                                // retry follows, the caller gets it as it is, still streaming.
+                                match decide(
+                                    &Outcome::first_event_timeout(),
+                                    this.config,
+                                    *this.retries,
+                                    this.saved,
+                                    *this.deadline,
+                                    this.rng,
+                                ) {
+                                    Ok(at) => {
+                                        start_wait(this.sleep, at);
+                                        this.state.set(State::Waiting);
+                                        continue;
+                                    }
+                                    Err(_) => match (parts.take(), body.take()) {
+                                        (Some(p), Some(b)) => {
+                                            let prefix = std::mem::take(prefix);
+                                            return Poll::Ready(Ok(Response::from_parts(
+                                                p,
+                                                ResponseBody::replayed(prefix, b),
+                                            )));
+                                        }
+                                        _ => {
+                                            return Poll::Ready(Err(give_up(
+                                                this.retries,
+                                                Reason::Transport,
+                                                this.last_api_error,
+                                            )));
+                                        }
+                                    },
+                                }
+                            }
+                            this.state.set(State::Waiting);
+                            if reason == Reason::Deadline {
                                 return Poll::Ready(Err(give_up(
                                     this.retries,
                                     reason,
                                     this.last_api_error,
                                 )));
                             }
+                            match decide(
+                                &Outcome::timeout(),
+                                this.config,
+                                *this.retries,
+                                this.saved,
+                                *this.deadline,
+                                this.rng,
+                            ) {
+                                Ok(at) => start_wait(this.sleep, at),
+                                Err(_) => {
+                                    return Poll::Ready(Err(give_up(
+                                        this.retries,
+                                        reason,
+                                        this.last_api_error,
+                                    )));
+                                }
+                            }
+                            continue;
                         }
-                        continue;
-                    }
+                    };
                     let (Some(p), Some(b)) = (parts.take(), body.take()) else {
                         // Unreachable: both are set together and taken together below.
                         return Poll::Ready(Err(RetryError::new(
@@ -344,22 +410,48 @@ where
                         )
                         .into()));
                     };
-                    let options = ParseOptions::new().max_body_bytes(limit);
-                    let api =
-                        ApiError::from_response_with(p.status, &p.headers, &prefix.buf, &options);
-                    let outcome = Outcome::response(p.status, &p.headers, api.as_ref());
-                    match decide(
-                        &outcome,
-                        this.config,
-                        *this.retries,
-                        this.saved,
-                        *this.deadline,
-                        this.rng,
-                    ) {
+                    let (decision, api) = {
+                        let api = match &verdict {
+                            None => {
+                                let options = ParseOptions::new().max_body_bytes(limit);
+                                ApiError::from_response_with(
+                                    p.status,
+                                    &p.headers,
+                                    &prefix.buf,
+                                    &options,
+                                )
+                            }
+                            Some(Verdict::Failed(e)) => {
+                                Some(with_head_hints(e.clone(), &p.headers))
+                            }
+                            Some(Verdict::HandOn | Verdict::BodyFailed) => None,
+                        };
+                        let outcome = match (&verdict, prefix.error.as_deref()) {
+                            (Some(Verdict::HandOn), _) => None,
+                            (Some(Verdict::BodyFailed), Some(err)) => Some(Outcome::error(err)),
+                            _ => Some(Outcome::response(p.status, &p.headers, api.as_ref())),
+                        };
+                        match outcome {
+                            None => (Err(Stop::NotRetryable), None),
+                            Some(outcome) => {
+                                let decision = decide(
+                                    &outcome,
+                                    this.config,
+                                    *this.retries,
+                                    this.saved,
+                                    *this.deadline,
+                                    this.rng,
+                                );
+                                let last = outcome.api_error().cloned();
+                                (decision, last)
+                            }
+                        }
+                    };
+                    match decision {
                         Ok(at) => {
                             *this.last_api_error = api;
                             *this.timer_armed = false;
-                            start_wait(this.sleep.as_mut(), at);
+                            start_wait(this.sleep, at);
                             this.state.set(State::Waiting);
                         }
                         Err(_) => {
@@ -372,13 +464,13 @@ where
                     }
                 }
                 StateProj::Waiting => {
-                    if let Some(sleep) = this.sleep.as_mut().as_pin_mut() {
-                        ready!(sleep.poll(cx));
+                    if let Some(sleep) = this.sleep.as_mut() {
+                        ready!(sleep.as_mut().poll(cx));
                     }
                     // The next attempt's clock starts now: waiting for the service to be ready
                     // counts towards its timeout and the deadline.
                     if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
-                        start_wait(this.sleep.as_mut(), at);
+                        start_wait(this.sleep, at);
                         *this.timer_armed = true;
                     }
                     this.state.set(State::Retrying);
@@ -387,7 +479,7 @@ where
                     let ready = match this.service.poll_ready(cx) {
                         Poll::Ready(r) => r,
                         Poll::Pending => {
-                            ready!(poll_timer(this.sleep.as_mut(), *this.timer_armed, cx));
+                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
                             // Not ready in time: the retry is abandoned, not counted.
                             let reason = timed_out(this.deadline);
                             return Poll::Ready(Err(give_up(
@@ -424,9 +516,9 @@ where
 }
 
 /// Polls the attempt timer, if one is armed; `Pending` forever otherwise.
-fn poll_timer(sleep: Pin<&mut Option<Sleep>>, armed: bool, cx: &mut Context<'_>) -> Poll<()> {
-    match sleep.as_pin_mut() {
-        Some(s) if armed => s.poll(cx),
+fn poll_timer(sleep: &mut Option<Pin<Box<Sleep>>>, armed: bool, cx: &mut Context<'_>) -> Poll<()> {
+    match sleep {
+        Some(s) if armed => s.as_mut().poll(cx),
         _ => Poll::Pending,
     }
 }
@@ -449,10 +541,10 @@ fn give_up(retries: &u32, reason: Reason, last: &mut Option<ApiError>) -> BoxErr
     RetryError::new(retries.saturating_add(1), reason, last.take(), source).into()
 }
 
-fn start_wait(mut sleep: Pin<&mut Option<Sleep>>, at: Instant) {
-    match sleep.as_mut().as_pin_mut() {
-        Some(s) => s.reset(at),
-        None => sleep.set(Some(sleep_until(at))),
+fn start_wait(sleep: &mut Option<Pin<Box<Sleep>>>, at: Instant) {
+    match sleep {
+        Some(s) => s.as_mut().reset(at),
+        None => *sleep = Some(Box::pin(sleep_until(at))),
     }
 }
 

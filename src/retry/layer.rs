@@ -50,6 +50,9 @@ pub(crate) struct Config {
     pub(crate) max_error_body_bytes: usize,
     pub(crate) idempotency_header: Option<HeaderName>,
     pub(crate) attempt_header: Option<HeaderName>,
+    pub(crate) hold_first_event: bool,
+    pub(crate) first_event_timeout: Option<Duration>,
+    pub(crate) max_first_event_bytes: usize,
 }
 
 impl RetryLayer {
@@ -65,9 +68,14 @@ impl RetryLayer {
     pub const DEFAULT_MAX_REPLAY_BYTES: usize = 8 * 1024 * 1024;
     /// Default prefix of an error body read to classify it: 64 KiB.
     pub const DEFAULT_MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+    /// Default limit on the bytes of a stream held while waiting for its first event: 1 MiB
+    /// (the SSE event limit, [`sse::DEFAULT_MAX_EVENT_BYTES`](crate::sse::DEFAULT_MAX_EVENT_BYTES)).
+    pub const DEFAULT_MAX_FIRST_EVENT_BYTES: usize = crate::sse::DEFAULT_MAX_EVENT_BYTES;
 
     /// The defaults: 2 retries, 500 ms base delay, 8 s cap, hints up to 60 s, no deadline, no
-    /// budget, no per-attempt timeout, 8 MiB replay buffer, 64 KiB error body prefix.
+    /// budget, no per-attempt timeout, 8 MiB replay buffer, 64 KiB error body prefix; `200
+    /// text/event-stream` responses held until their first event (up to 1 MiB), with no
+    /// first-event timeout.
     pub fn new() -> RetryLayer {
         RetryLayer {
             config: Arc::new(Config {
@@ -85,6 +93,9 @@ impl RetryLayer {
                 max_error_body_bytes: Self::DEFAULT_MAX_ERROR_BODY_BYTES,
                 idempotency_header: None,
                 attempt_header: None,
+                hold_first_event: true,
+                first_event_timeout: None,
+                max_first_event_bytes: Self::DEFAULT_MAX_FIRST_EVENT_BYTES,
             }),
         }
     }
@@ -126,8 +137,8 @@ impl RetryLayer {
         self.with(|c| c.deadline = Some(d))
     }
 
-    /// A timeout for each attempt, up to the moment its response is classified. An attempt that
-    /// times out is retryable. Default: none.
+    /// A timeout for each attempt, up to the moment its response is classified (for a held
+    /// stream: until its first event). An attempt that times out is retryable. Default: none.
     pub fn attempt_timeout(self, d: Duration) -> RetryLayer {
         self.with(|c| c.attempt_timeout = Some(d))
     }
@@ -157,7 +168,9 @@ impl RetryLayer {
 
     /// Which responses are read and classified (default: status 400 and above). Responses below
     /// 400 chosen here are classified too ([`ApiError::from_response`](crate::ApiError::from_response)
-    /// finds an error object in a 200 body) and passed to [`retry_if`](Self::retry_if).
+    /// finds an error object in a 200 body) and passed to [`retry_if`](Self::retry_if). A `200
+    /// text/event-stream` is held for its first event instead, unless
+    /// [`hold_first_event(false)`](Self::hold_first_event).
     pub fn inspect_if<F>(self, f: F) -> RetryLayer
     where
         F: Fn(StatusCode, &HeaderMap) -> bool + Send + Sync + 'static,
@@ -191,6 +204,31 @@ impl RetryLayer {
     /// on every attempt. A key the caller set is kept. Default: off.
     pub fn idempotency_key_header(self, name: HeaderName) -> RetryLayer {
         self.with(|c| c.idempotency_header = Some(name))
+    }
+
+    /// Whether a `200 text/event-stream` response is held until its first event, so that a
+    /// stream whose first event is an error, or which ends with no event, can be retried
+    /// (default: on). See "Streams" in the [module docs](super). Off: streams are passed
+    /// through at once, like any other success.
+    pub fn hold_first_event(self, on: bool) -> RetryLayer {
+        self.with(|c| c.hold_first_event = on)
+    }
+
+    /// How long a held stream may take, from its response head, to send its first event
+    /// (comments and keep-alives do not count). When it passes, the attempt is a retryable
+    /// failure ([`Outcome::is_first_event_timeout`]); when no retry follows, the response is
+    /// handed to the caller as it is, still streaming. Default: none (the
+    /// [`attempt_timeout`](Self::attempt_timeout) and [`deadline`](Self::deadline), when set,
+    /// still bound the wait).
+    pub fn first_event_timeout(self, d: Duration) -> RetryLayer {
+        self.with(|c| c.first_event_timeout = Some(d))
+    }
+
+    /// The most bytes of a stream held while waiting for its first event (default 1 MiB). A
+    /// stream that sends more than this before its first event is complete (a frame that
+    /// crosses the limit is kept whole) is handed to the caller as it is and not retried.
+    pub fn max_first_event_bytes(self, n: usize) -> RetryLayer {
+        self.with(|c| c.max_first_event_bytes = n)
     }
 
     /// Sends the retry number (`0` on the first attempt, `1` on the first retry, ...) in header
@@ -229,6 +267,9 @@ impl fmt::Debug for Config {
             .field("max_error_body_bytes", &self.max_error_body_bytes)
             .field("idempotency_key_header", &self.idempotency_header)
             .field("attempt_header", &self.attempt_header)
+            .field("hold_first_event", &self.hold_first_event)
+            .field("first_event_timeout", &self.first_event_timeout)
+            .field("max_first_event_bytes", &self.max_first_event_bytes)
             .finish()
     }
 }

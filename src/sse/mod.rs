@@ -119,6 +119,7 @@ pub use body::ResponseBody;
 pub use error::Error;
 pub use event::Event;
 pub use future::ResponseFuture;
+pub(crate) use future::is_event_stream;
 pub(crate) use layer::Mode;
 pub use layer::SseErrorLayer;
 pub use parser::{DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, Parser};

@@ -21,6 +21,7 @@ enum OutcomeKind<'a> {
     },
     Error(&'a (dyn StdError + 'static)),
     Timeout,
+    FirstEventTimeout,
 }
 
 impl<'a> Outcome<'a> {
@@ -50,6 +51,12 @@ impl<'a> Outcome<'a> {
         }
     }
 
+    pub(crate) fn first_event_timeout() -> Outcome<'static> {
+        Outcome {
+            kind: OutcomeKind::FirstEventTimeout,
+        }
+    }
+
     /// The response status, when the attempt produced a response.
     pub fn status(&self) -> Option<StatusCode> {
         match self.kind {
@@ -71,7 +78,7 @@ impl<'a> Outcome<'a> {
         match self.kind {
             OutcomeKind::Response { error, .. } => error,
             OutcomeKind::Error(e) => super::error::find_api_error(e),
-            OutcomeKind::Timeout => None,
+            OutcomeKind::Timeout | OutcomeKind::FirstEventTimeout => None,
         }
     }
 
@@ -83,9 +90,19 @@ impl<'a> Outcome<'a> {
         }
     }
 
-    /// Whether the attempt was cut off by the per-attempt timeout.
+    /// Whether the attempt was cut off by a timer: the per-attempt timeout, or the
+    /// [first-event timeout](super::RetryLayer::first_event_timeout) of a held stream.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.kind, OutcomeKind::Timeout)
+        matches!(
+            self.kind,
+            OutcomeKind::Timeout | OutcomeKind::FirstEventTimeout
+        )
+    }
+
+    /// Whether a held stream sent no event within the
+    /// [first-event timeout](super::RetryLayer::first_event_timeout).
+    pub fn is_first_event_timeout(&self) -> bool {
+        matches!(self.kind, OutcomeKind::FirstEventTimeout)
     }
 
     /// Whether the connection failed before any response (refused, reset, aborted, broken pipe),
@@ -105,7 +122,7 @@ impl<'a> Outcome<'a> {
                 Some(api) => api.is_retryable(),
                 None => is_connection_failure(e),
             },
-            OutcomeKind::Timeout => true,
+            OutcomeKind::Timeout | OutcomeKind::FirstEventTimeout => true,
         }
     }
 
@@ -127,6 +144,7 @@ impl fmt::Debug for Outcome<'_> {
                 .finish_non_exhaustive(),
             OutcomeKind::Error(e) => f.debug_tuple("Error").field(&e.to_string()).finish(),
             OutcomeKind::Timeout => f.write_str("Timeout"),
+            OutcomeKind::FirstEventTimeout => f.write_str("FirstEventTimeout"),
         }
     }
 }
@@ -191,7 +209,9 @@ impl<'a> RetryInfo<'a> {
         self.outcome
     }
 
-    /// The error kind: the classified [`ApiError`]'s, `RequestTimeout` for a timed out attempt,
+    /// The error kind: the classified [`ApiError`]'s (for a stream: the in-band error's, or
+    /// `ServiceUnavailable` for a stream that ended with no event), `RequestTimeout` for a timed
+    /// out attempt (first-event timeouts included),
     /// `None` for a transport error without one.
     pub fn kind(&self) -> Option<ErrorKind> {
         if self.outcome.is_timeout() {
