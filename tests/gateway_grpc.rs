@@ -175,8 +175,11 @@ async fn the_script_fails_twice_then_answers_and_sees_identical_bodies() {
     .expect("finished");
 }
 
+/// Waits recorded by the retry layer's `on_retry` hook: delay and hint source.
+type Waits = Arc<Mutex<Vec<(Duration, Option<HintSource>)>>>;
+
 /// The retry layer, configured for gRPC: Trailers-Only failures are inspected.
-fn grpc_retry(waits: Arc<Mutex<Vec<(Duration, Option<HintSource>)>>>) -> RetryLayer {
+fn grpc_retry(waits: Waits) -> RetryLayer {
     RetryLayer::new()
         .base_delay(Duration::from_millis(50))
         .max_delay(Duration::from_millis(400))
@@ -198,7 +201,7 @@ async fn the_retry_layer_replays_the_call_and_honors_the_pushback() {
         .connect()
         .await
         .unwrap();
-    let waits = Arc::default();
+    let waits = Waits::default();
     let svc = ServiceBuilder::new()
         .layer(grpc_retry(Arc::clone(&waits)))
         .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {

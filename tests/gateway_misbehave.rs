@@ -252,7 +252,7 @@ fn stack(retry: RetryLayer) -> (Stack, Waits) {
     let client: Client<HttpConnector, ReplayBody<Full<Bytes>>> =
         Client::builder(TokioExecutor::new()).build_http();
     let svc = ServiceBuilder::new()
-        .map_response(|res: Response<_>| res.map(|b| BodyExt::boxed(b)))
+        .map_response(|res: Response<_>| res.map(BodyExt::boxed))
         .layer(retry)
         .layer(SseErrorLayer::new())
         .service(client);
