@@ -65,7 +65,7 @@ pub fn retry_layer() -> RetryLayer {
 /// Builds the client stack: a hyper-util legacy client (HTTP/1, plain `http://`) wrapped in
 /// our client layers, or in none of them when `layers` is false (the load test's baseline).
 pub fn client_stack(layers: bool) -> UpstreamService {
-    // Adapters only (axum bodies out, boxed errors), then the layers.
+    // Without layers: the client behind adapters only (axum bodies out, boxed errors).
     if !layers {
         let client: Client<HttpConnector, Body> =
             Client::builder(TokioExecutor::new()).build_http();
@@ -75,8 +75,9 @@ pub fn client_stack(layers: bool) -> UpstreamService {
             .service(client);
         return BoxCloneSyncService::new(bare);
     }
-    // The retry layer hands the client a replayable wrapper of the request body
-    // (`ReplayBody<Body>`); the client's body type is inferred from it.
+    // With layers: retry over SSE inspection over the client. The retry layer's errors are
+    // already boxed; it hands the client a replayable wrapper of the request body
+    // (`ReplayBody<Body>`), and the client's body type is inferred from it.
     let client = Client::builder(TokioExecutor::new()).build_http();
     let stack = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
