@@ -37,69 +37,202 @@ async fn start_demo() -> (SocketAddr, upstream::Upstream, journal::Journal) {
     (gateway_addr, upstream, journal)
 }
 
-/// What each scenario gives through the gateway: (scenario, upstream attempts, start of the
-/// outcome, in-band errors the client saw).
-///
-/// The gateway is a plain pass-through for now, so every request reaches the upstream once
-/// and the client sees each failure as the upstream sent it. When the retry and SSE layers are
-/// wired in, the retryable rows change to several attempts and a clean answer.
-const EXPECTED: &[(&str, u32, &str, u32)] = &[
-    ("ok-json", 1, "200 answer", 0),
-    ("ok-stream", 1, "200 stream, 6 deltas, [DONE]", 0),
-    ("429-retry-after-ms", 1, "429 ", 0),
-    ("429-retry-after-1s", 1, "429 ", 0),
-    ("503-overloaded", 1, "503 ", 0),
-    ("500-twice", 1, "500 ", 0),
-    ("500-always", 1, "500 ", 0),
-    (
-        "402-out-of-funds",
-        1,
-        "402 insufficient_funds (not_enough_funds)",
-        0,
-    ),
-    ("429-quota", 1, "429 ", 0),
-    ("sse-error-first", 1, "200 stream, in-band ", 1),
-    (
-        "sse-error-midway",
-        1,
-        "200 stream, 3 deltas, then in-band ",
-        1,
-    ),
-    ("sse-keep-alive-only", 1, "200 stream, no events", 0),
-];
+/// What each scenario gives through the gateway, with the retry and SSE layers around its
+/// client and the server layers around its router.
+struct Want {
+    scenario: &'static str,
+    /// Requests the upstream saw.
+    attempts: u32,
+    /// Why the gateway waited before each retry, in order.
+    why: &'static [&'static str],
+    /// The start of the outcome the client reports.
+    outcome: &'static str,
+    /// Error events the client saw inside a `200` stream.
+    in_band: u32,
+}
 
-#[tokio::test]
+macro_rules! want {
+    ($($scenario:literal: $attempts:literal, [$($why:literal),*], $outcome:literal, $in_band:literal;)*) => {
+        &[$(Want {
+            scenario: $scenario,
+            attempts: $attempts,
+            why: &[$($why),*],
+            outcome: $outcome,
+            in_band: $in_band,
+        }),*]
+    };
+}
+
+/// Retryable failures are retried after the server's hint (a floor) or after backoff; the rest
+/// reach the client in the gateway's dialect (OpenAI here), with their kind and code intact. A
+/// stream that fails after its first event is not retried: the client gets the upstream's error
+/// event, passed through, then the gateway's own in the dialect (hence two in-band errors).
+#[rustfmt::skip]
+const EXPECTED: &[Want] = want! {
+    "ok-json":             1, [],                           "200 answer", 0;
+    "ok-stream":           1, [],                           "200 stream, 6 deltas, [DONE]", 0;
+    "429-retry-after-ms":  2, ["hint retry_after_ms"],      "200 answer", 0;
+    "429-retry-after-1s":  2, ["hint retry_after_seconds"], "200 stream, 6 deltas, [DONE]", 0;
+    "503-overloaded":      2, ["backoff"],                  "200 stream, 6 deltas, [DONE]", 0;
+    "500-twice":           3, ["backoff", "backoff"],       "200 answer", 0;
+    "500-always":          3, ["backoff", "backoff"],       "500 server_error (internal_server_error)", 0;
+    "402-out-of-funds":    1, [],                           "402 insufficient_funds (not_enough_funds)", 0;
+    "429-quota":           1, [],                           "429 quota_exceeded (insufficient_quota)", 0;
+    // CHANGES WHEN: retry holds the first event. Then: 2, ["backoff"], "200 stream, 6 deltas, [DONE]", 0.
+    "sse-error-first":     1, [],                           "200 stream, in-band bad_gateway first", 2;
+    "sse-error-midway":    1, [],                           "200 stream, 3 deltas, then in-band server_error", 2;
+    // CHANGES WHEN: retry holds the first event. Then: 2, ["backoff"], "200 stream, 6 deltas, [DONE]", 0.
+    "sse-keep-alive-only": 1, [],                           "200 stream, no events", 0;
+};
+
+/// The hints the upstream sends (see `upstream.rs`): the gateway never retries sooner.
+fn hint_floor(why: &str) -> Duration {
+    match why {
+        "hint retry_after_ms" => Duration::from_millis(200),
+        "hint retry_after_seconds" => Duration::from_secs(1),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Backoff never waits longer than the demo's cap (400 ms); a hinted wait at most the cap above
+/// its hint.
+const DEMO_MAX_DELAY: Duration = Duration::from_millis(400);
+
+/// A wall-clock bound on a test that runs on tokio's paused clock (where a tokio timeout would
+/// fire as soon as the runtime waits on a socket): ends the process if the test hangs.
+fn hang_guard() -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(HANG_GUARD) {
+            eprintln!("a gateway test hung for {HANG_GUARD:?}");
+            std::process::exit(101);
+        }
+    });
+    done
+}
+
+/// On tokio's paused clock: the retry layer's sleeps cost no wall time, and the waits the
+/// journal records are exactly the ones the layer chose.
+#[tokio::test(start_paused = true)]
 async fn every_scenario_through_the_gateway() {
-    tokio::time::timeout(HANG_GUARD, async {
-        let (gateway, upstream, journal) = start_demo().await;
-        let rows = burst::run(gateway, &upstream, &journal, false).await;
-        assert_eq!(rows.len(), burst::plan().len(), "one row per request");
+    let _done = hang_guard();
+    let (gateway, upstream, journal) = start_demo().await;
+    let rows = burst::run(gateway, &upstream, &journal, false).await;
+    assert_eq!(rows.len(), burst::plan().len(), "one row per request");
 
-        for s in upstream::SCENARIOS {
+    for s in upstream::SCENARIOS {
+        assert!(
+            EXPECTED.iter().any(|w| w.scenario == s.name),
+            "scenario {} has no expectation",
+            s.name
+        );
+    }
+    for row in &rows {
+        let scenario = row.id.split('#').next().unwrap_or_default();
+        let want = EXPECTED
+            .iter()
+            .find(|w| w.scenario == scenario)
+            .unwrap_or_else(|| panic!("unexpected row {}", row.id));
+        assert_eq!(row.attempts, want.attempts, "{}: attempts", row.id);
+        let why: Vec<&str> = row.waits.iter().map(|w| w.why.as_str()).collect();
+        assert_eq!(why, want.why, "{}: why it waited", row.id);
+        for wait in &row.waits {
+            let floor = hint_floor(&wait.why);
             assert!(
-                EXPECTED.iter().any(|(name, ..)| *name == s.name),
-                "scenario {} has no expectation",
-                s.name
-            );
-        }
-        for row in &rows {
-            let scenario = row.id.split('#').next().unwrap_or_default();
-            let (_, attempts, outcome, in_band) = EXPECTED
-                .iter()
-                .find(|(name, ..)| *name == scenario)
-                .unwrap_or_else(|| panic!("unexpected row {}", row.id));
-            assert_eq!(row.attempts, *attempts, "{}: attempts", row.id);
-            assert!(
-                row.outcome.starts_with(outcome),
-                "{}: outcome {:?} should start with {outcome:?}",
+                wait.delay >= floor && wait.delay <= floor + DEMO_MAX_DELAY,
+                "{}: waited {:?} for {}",
                 row.id,
-                row.outcome
+                wait.delay,
+                wait.why
             );
-            assert_eq!(row.in_band, *in_band, "{}: in-band errors", row.id);
         }
-    })
-    .await
-    .expect("the burst finished");
+        assert!(
+            row.outcome.starts_with(want.outcome),
+            "{}: outcome {:?} should start with {:?}",
+            row.id,
+            row.outcome,
+            want.outcome
+        );
+        assert_eq!(row.in_band, want.in_band, "{}: in-band errors", row.id);
+    }
+}
+
+/// Every dialect: the errors the gateway gives up on reach the client rendered in it, and they
+/// read back as the same kind; a stream that fails half-way ends with the dialect's event.
+#[tokio::test(start_paused = true)]
+async fn errors_leave_in_the_chosen_dialect() {
+    let _done = hang_guard();
+    let upstream = upstream::Upstream::new(Duration::ZERO);
+    let (upstream_addr, _) = proxy::spawn_local(upstream.router()).await.unwrap();
+    for dialect in Dialect::ALL {
+        let gateway = proxy::Gateway::new(&format!("http://{upstream_addr}"), dialect).unwrap();
+        let (gateway, _) = proxy::spawn_local(proxy::router(gateway)).await.unwrap();
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let send = |scenario: &'static str, stream: bool| {
+            let req = Request::post(format!("http://{gateway}/v1/chat/completions"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::AUTHORIZATION, "Bearer sk-dialect-test-key")
+                .header(upstream::SCENARIO_HEADER, scenario)
+                .header(upstream::ID_HEADER, format!("{scenario}#{dialect}"))
+                .body(Full::new(Bytes::from(format!(
+                    r#"{{"model":"m","stream":{stream},"messages":[]}}"#
+                ))))
+                .unwrap();
+            let client = client.clone();
+            async move {
+                let res = client.request(req).await.unwrap();
+                let (parts, body) = res.into_parts();
+                let body = body.collect().await.unwrap().to_bytes();
+                http::Response::from_parts(parts, body)
+            }
+        };
+
+        for (scenario, kind) in [
+            ("402-out-of-funds", ErrorKind::InsufficientFunds),
+            ("429-quota", ErrorKind::QuotaExceeded),
+            ("500-always", ErrorKind::ServerError),
+        ] {
+            let res = send(scenario, false).await;
+            let expected = ApiError::new(kind, "x").render(dialect);
+            assert!(res.status().as_u16() >= 400, "{dialect} {scenario}");
+            let err = ApiError::from_response(res.status(), res.headers(), res.body())
+                .unwrap_or_else(|| panic!("{dialect} {scenario}: not an error body"));
+            assert_eq!(err.kind(), kind, "{dialect} {scenario}: {:?}", res.body());
+            // The body has the dialect's shape: its top-level keys are those of our renderer.
+            let keys = |b: &[u8]| -> Vec<String> {
+                let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+                let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+                k.sort();
+                k
+            };
+            assert_eq!(
+                keys(res.body()),
+                keys(expected.body()),
+                "{dialect} {scenario}"
+            );
+            assert!(!String::from_utf8_lossy(res.body()).contains("sk-dialect-test-key"));
+        }
+
+        let res = send("sse-error-midway", true).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let text = String::from_utf8(res.body().to_vec()).unwrap();
+        let last = text.trim_end().rsplit("\n\n").next().unwrap();
+        let event = tower_llm_errors::server::error_event(
+            &ApiError::new(ErrorKind::ServerError, "x"),
+            dialect,
+        );
+        let event = String::from_utf8(event.to_vec()).unwrap();
+        // Same event kind line (Anthropic's `event: error`) or none, and a parsable error.
+        assert_eq!(
+            last.starts_with("event: error"),
+            event.starts_with("event: error"),
+            "{dialect}: {last}"
+        );
+        let data = last.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let err = ApiError::from_response(StatusCode::OK, &http::HeaderMap::new(), data.as_bytes())
+            .unwrap_or_else(|| panic!("{dialect}: the last event is not an error: {last}"));
+        assert_eq!(err.kind(), ErrorKind::ServerError, "{dialect}: {last}");
+    }
 }
 
 /// POSTs a chat request to the gateway, with or without an API key.
@@ -110,6 +243,13 @@ async fn post_chat(gateway: SocketAddr, key: Option<&str>) -> http::Response<Byt
     if let Some(key) = key {
         req = req.header(header::AUTHORIZATION, format!("Bearer {key}"));
     }
+    // Counted by the demo upstream under this id.
+    let id = if key.is_some() {
+        "with-key"
+    } else {
+        "without-key"
+    };
+    req = req.header(upstream::ID_HEADER, id);
     let req = req
         .body(Full::new(Bytes::from_static(
             br#"{"model":"m","messages":[]}"#,
@@ -124,14 +264,15 @@ async fn post_chat(gateway: SocketAddr, key: Option<&str>) -> http::Response<Byt
 #[tokio::test]
 async fn the_api_key_and_upstream_headers_pass_through() {
     tokio::time::timeout(HANG_GUARD, async {
-        let (gateway, ..) = start_demo().await;
+        let (gateway, upstream, _) = start_demo().await;
 
         let with_key = post_chat(gateway, Some("sk-test")).await;
         assert_eq!(with_key.status(), StatusCode::OK);
         assert!(with_key.headers().contains_key("x-request-id"));
 
-        // The upstream answers 401 when no key arrives: proof that the gateway forwards the key
-        // rather than the upstream ignoring it.
+        // No key: the gateway's guard answers `401 missing_api_key` itself, in its dialect,
+        // without calling the upstream. (That the upstream got the key above is proven by its
+        // 200: it answers 401 `invalid_api_key` to a request without one.)
         let without_key = post_chat(gateway, None).await;
         assert_eq!(without_key.status(), StatusCode::UNAUTHORIZED);
         let err = ApiError::from_response(
@@ -140,7 +281,9 @@ async fn the_api_key_and_upstream_headers_pass_through() {
             without_key.body(),
         )
         .unwrap();
-        assert_eq!(err.code(), Some("invalid_api_key"));
+        assert_eq!(err.code(), Some("missing_api_key"));
+        assert_eq!(upstream.attempts("with-key"), 1);
+        assert_eq!(upstream.attempts("without-key"), 0);
     })
     .await
     .expect("finished");
@@ -205,6 +348,7 @@ async fn the_response_body_streams_through() {
 
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let req = Request::post(format!("http://{gateway}/v1/chat/completions"))
+            .header(header::AUTHORIZATION, "Bearer sk-test")
             .body(Full::new(Bytes::from_static(b"{}")))
             .unwrap();
         let mut body = client.request(req).await.unwrap().into_body();
@@ -257,6 +401,7 @@ async fn the_request_body_streams_through() {
             ))
         });
         let req = Request::post(format!("http://{gateway}/v1/chat/completions"))
+            .header(header::AUTHORIZATION, "Bearer sk-test")
             .body(http_body_util::StreamBody::new(Box::pin(frames)))
             .unwrap();
         let client = Client::builder(TokioExecutor::new()).build_http();

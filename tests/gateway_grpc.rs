@@ -6,10 +6,29 @@
 //! every request body it received, so a test can check that a retried call was replayed byte
 //! for byte.
 //!
-//! LAYERS: today the channel is used bare and the test checks the script itself, call by call.
-//! Once the retry layer lands, the same fixture takes
-//! `ServiceBuilder::new().layer(RetryLayer::new()).service(channel)` and one call must come back
-//! OK after three attempts, with three identical bodies and at least the pushback waited.
+//! The channel is wrapped by the retry layer, the way a user does it:
+//!
+//! ```text
+//! ServiceBuilder::new()
+//!     .layer(RetryLayer::new().inspect_if(|_status, headers| headers.contains_key("grpc-status")))
+//!     .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| r.map(tonic::body::Body::new))
+//!     .service(channel)
+//! ```
+//!
+//! - gRPC failures arrive as HTTP `200`. When the server fails before any message it answers
+//!   "Trailers-Only": the `grpc-status` (and `grpc-message`, `grpc-retry-pushback-ms`) are in the
+//!   response *headers*, which is what tonic's `Status::into_http` sends and what the error model
+//!   reads. The retry layer only reads responses with status 400 and above by default, so
+//!   `inspect_if` opts these `200`s in; a normal answer carries its `grpc-status` in the trailers
+//!   and is passed through unread.
+//! - The retry layer hands its inner service `Request<ReplayBody<B>>`, and `Channel` takes only
+//!   `tonic::body::Body`, hence the `map_request` below the layer.
+//! - A failure reported in the trailers (after messages were sent) is not retried: the caller
+//!   has read data already.
+//!
+//! One call must come back OK after three attempts, with three identical request bodies, the
+//! first retry after backoff and the second after at least the pushback. The test runs on tokio's
+//! paused clock (the server stamps each attempt with tokio's clock) with a wall-clock hang guard.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,23 +37,51 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tokio::time::Instant;
 use tonic::{Code, Status, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use tower::{BoxError, ServiceExt};
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_llm_errors::{
+    error::HintSource,
+    retry::{ReplayBody, RetryInfo, RetryLayer},
+};
 
 const PUSHBACK_MS: &str = "250";
-const HANG_GUARD: Duration = Duration::from_secs(20);
+const PUSHBACK: Duration = Duration::from_millis(250);
+const HANG_GUARD: Duration = Duration::from_secs(30);
 
-/// What the server saw: one request body per call.
+/// What the server saw: one request body per call, and when it arrived (tokio's clock).
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<Bytes>>>);
+struct Seen(Arc<Mutex<Vec<(Bytes, Instant)>>>);
 
 impl Seen {
     fn bodies(&self) -> Vec<Bytes> {
-        self.0.lock().unwrap().clone()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(b, _)| b.clone())
+            .collect()
     }
+
+    fn gaps(&self) -> Vec<Duration> {
+        let seen = self.0.lock().unwrap();
+        seen.windows(2).map(|w| w[1].1 - w[0].1).collect()
+    }
+}
+
+/// A wall-clock bound on a test that runs on tokio's paused clock: ends the process if it hangs.
+fn hang_guard() -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(HANG_GUARD) {
+            eprintln!("a gRPC test hung for {HANG_GUARD:?}");
+            std::process::exit(101);
+        }
+    });
+    done
 }
 
 /// Starts tonic-health behind the failure script; returns its address and what it saw.
@@ -58,7 +105,7 @@ async fn scripted_health_server() -> (SocketAddr, Seen) {
                     .to_bytes();
                 let attempt = {
                     let mut seen = record.0.lock().unwrap();
-                    seen.push(bytes.clone());
+                    seen.push((bytes.clone(), Instant::now()));
                     seen.len()
                 };
                 match attempt {
@@ -126,4 +173,96 @@ async fn the_script_fails_twice_then_answers_and_sees_identical_bodies() {
     })
     .await
     .expect("finished");
+}
+
+/// Waits recorded by the retry layer's `on_retry` hook: delay and hint source.
+type Waits = Arc<Mutex<Vec<(Duration, Option<HintSource>)>>>;
+
+/// The retry layer, configured for gRPC: Trailers-Only failures are inspected.
+fn grpc_retry(waits: Waits) -> RetryLayer {
+    RetryLayer::new()
+        .base_delay(Duration::from_millis(50))
+        .max_delay(Duration::from_millis(400))
+        .inspect_if(|_status, headers| headers.contains_key("grpc-status"))
+        .on_retry(move |info: &RetryInfo<'_>| {
+            waits
+                .lock()
+                .unwrap()
+                .push((info.delay(), info.hint_source()));
+        })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_layer_replays_the_call_and_honors_the_pushback() {
+    let _done = hang_guard();
+    let (addr, seen) = scripted_health_server().await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let waits = Waits::default();
+    let svc = ServiceBuilder::new()
+        .layer(grpc_retry(Arc::clone(&waits)))
+        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {
+            r.map(tonic::body::Body::new)
+        })
+        .service(channel);
+    let mut client = HealthClient::new(svc);
+
+    let answer = client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status(), ServingStatus::Serving);
+
+    let bodies = seen.bodies();
+    assert_eq!(bodies.len(), 3, "UNAVAILABLE, RESOURCE_EXHAUSTED, OK");
+    assert!(!bodies[0].is_empty());
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "replayed byte for byte"
+    );
+
+    let waits = waits.lock().unwrap().clone();
+    assert_eq!(waits.len(), 2);
+    assert_eq!(waits[0].1, None, "UNAVAILABLE carries no hint: backoff");
+    assert_eq!(waits[1].1, Some(HintSource::GrpcPushback));
+    assert!(waits[1].0 >= PUSHBACK, "waited {:?}", waits[1].0);
+    let gaps = seen.gaps();
+    assert!(
+        gaps[1] >= PUSHBACK,
+        "the server saw the retry after {:?}",
+        gaps[1]
+    );
+}
+
+/// Without `inspect_if`, a Trailers-Only failure is a `200` the layer does not read: the caller
+/// gets the first `UNAVAILABLE` and the call is made once.
+#[tokio::test(start_paused = true)]
+async fn without_inspect_if_grpc_failures_pass_through() {
+    let _done = hang_guard();
+    let (addr, seen) = scripted_health_server().await;
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new())
+        .map_request(|r: http::Request<ReplayBody<tonic::body::Body>>| {
+            r.map(tonic::body::Body::new)
+        })
+        .service(channel);
+    let err = HealthClient::new(svc)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(seen.bodies().len(), 1);
 }

@@ -1,11 +1,10 @@
 //! The gateway's axum router under a `TraceLayer`, with the trace output captured, in front of
 //! the demo's flaky upstream on 127.0.0.1.
 //!
-//! LAYERS: today the trace uses tower-http's default HTTP classifier, which only sees status
-//! codes: a `500` is a failure, an error event inside a `200` stream is not. Once the server
-//! layers land, the gateway's router carries `TraceLayer::new(LlmClassifier::new())` itself,
-//! this test drops its own `TraceLayer`, and the in-band case below flips: the captured output
-//! must then report that stream as failed.
+//! The gateway's router carries `TraceLayer::new(LlmClassifier::new())` itself, outside the
+//! render and stream-error layers, and its client stack has `SseErrorLayer`, whose report rides
+//! in the response extensions: so the trace sees a failure where a status-only classifier sees
+//! a `200`, and records its kind.
 
 #![allow(dead_code)] // the example's modules carry items only its `main` uses
 
@@ -25,7 +24,6 @@ use std::{
     time::Duration,
 };
 use tower::ServiceExt;
-use tower_http::trace::TraceLayer;
 use tower_llm_errors::Dialect;
 
 /// Everything the subscriber writes.
@@ -65,7 +63,7 @@ async fn traced(scenario: &str, stream: bool) -> String {
     let upstream = upstream::Upstream::new(Duration::ZERO);
     let (upstream_addr, _) = proxy::spawn_local(upstream.router()).await.unwrap();
     let gateway = proxy::Gateway::new(&format!("http://{upstream_addr}"), Dialect::OpenAi).unwrap();
-    let app = proxy::router(gateway).layer(TraceLayer::new_for_http());
+    let app = proxy::router(gateway);
 
     let body = format!(r#"{{"model":"m","stream":{stream},"messages":[]}}"#);
     let req = Request::post("/v1/chat/completions")
@@ -80,13 +78,23 @@ async fn traced(scenario: &str, stream: bool) -> String {
     capture.text()
 }
 
+/// The failure line tower-http's default `on_failure` writes, with the classification.
+fn failures(trace: &str) -> Vec<&str> {
+    trace
+        .lines()
+        .filter(|l| l.contains("response failed"))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_500_is_traced_as_a_failure() {
     let trace = tokio::time::timeout(Duration::from_secs(20), traced("500-always", false))
         .await
         .expect("finished");
-    assert!(trace.contains("response failed"), "{trace}");
-    assert!(trace.contains("500"), "{trace}");
+    let failed = failures(&trace);
+    assert_eq!(failed.len(), 1, "{trace}");
+    assert!(failed[0].contains("server_error"), "{trace}");
+    assert!(failed[0].contains("500"), "{trace}");
     assert!(
         !trace.contains("sk-secret-in-trace-test"),
         "the key never reaches the trace"
@@ -99,17 +107,20 @@ async fn a_clean_answer_is_not_a_failure() {
         .await
         .expect("finished");
     assert!(trace.contains("finished processing request"), "{trace}");
-    assert!(!trace.contains("response failed"), "{trace}");
+    assert!(failures(&trace).is_empty(), "{trace}");
 }
 
+/// The stream answers `200` and fails after three deltas: the trace reports it as failed, with
+/// the kind of the in-band error.
 #[tokio::test]
-async fn an_in_band_error_is_invisible_to_the_status_classifier() {
+async fn an_in_band_error_is_traced_as_a_failure() {
     let trace = tokio::time::timeout(Duration::from_secs(20), traced("sse-error-midway", true))
         .await
         .expect("finished");
-    assert!(trace.contains("finished processing request"), "{trace}");
-    // LAYERS: with LlmClassifier this becomes `assert!(trace.contains("response failed"))`.
-    assert!(!trace.contains("response failed"), "{trace}");
+    assert!(trace.contains("status=200"), "{trace}");
+    let failed = failures(&trace);
+    assert_eq!(failed.len(), 1, "{trace}");
+    assert!(failed[0].contains("server_error"), "{trace}");
     assert!(
         !trace.contains("sk-secret-in-trace-test"),
         "the key never reaches the trace"

@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tower_llm_errors::ApiError;
+use tower_llm_errors::error::HintSource;
 
 /// One pause before a retry.
 #[derive(Clone, Debug)]
@@ -55,11 +55,11 @@ pub fn record_wait(delay: Duration, why: impl Into<String>) {
     });
 }
 
-/// Records a retry of the request in flight, with why it waited that long: a server hint when
-/// the error carried one (`retry-after-ms`, `Retry-After`, ...), else backoff.
-#[allow(dead_code)] // LAYERS: the retry layer's on_retry hook calls this once it is wired in.
-pub fn record_retry(delay: Duration, err: Option<&ApiError>) {
-    let why = match err.and_then(ApiError::retry_after_source) {
+/// Records a retry of the request in flight, with why it waited that long: the server hint
+/// that set the floor of the wait (`retry-after-ms`, `Retry-After`, ...), else backoff. This is
+/// the retry layer's `on_retry` hook.
+pub fn record_retry(delay: Duration, hint: Option<HintSource>) {
+    let why = match hint {
         Some(source) => format!("hint {}", source.as_str()),
         None => "backoff".to_owned(),
     };

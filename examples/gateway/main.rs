@@ -8,8 +8,9 @@
 //! ```
 //!
 //! The demo starts three things on 127.0.0.1: a flaky OpenAI-compatible upstream
-//! ([`upstream`]), the gateway in front of it ([`proxy`]) and a burst of client requests
-//! ([`burst`]), one per failure scenario, then prints what happened to each.
+//! ([`upstream`]), the gateway in front of it ([`proxy`]: the retry and SSE layers around its
+//! client, the trace, render, stream-error and API-key layers around its router) and a burst of
+//! client requests ([`burst`]), one per failure scenario, then prints what happened to each.
 //!
 //! With `--upstream` the same gateway fronts a real OpenAI-compatible API until Ctrl-C. API keys
 //! are passed through as they came and never logged.
@@ -87,9 +88,11 @@ async fn demo(dialect: Dialect) -> Result<(), String> {
     .await;
     burst::print_table(&rows);
     println!("\n{}", burst::LEGEND);
-    // LAYERS: once RenderErrorLayer is in the gateway, this body is in the chosen dialect.
     if let Some((id, body)) = burst::sample_error(&rows, "402-out-of-funds") {
-        println!("\nthe client got this body for {id} (passed through as the upstream sent it):");
+        println!(
+            "\nthe client got this body for {id} (the upstream's error, rendered by the gateway"
+        );
+        println!("in the {dialect} dialect):");
         println!("  {body}");
     }
 

@@ -1,9 +1,19 @@
 //! The gateway: an axum router that forwards every `/v1/...` request to the upstream through a
 //! hyper-util client, streaming the request and response bodies both ways.
 //!
-//! Two places take our layers, both marked `LAYERS:` below:
-//! - [`client_stack`]: the client side (retry, SSE inspection) around the hyper-util client;
-//! - [`router`]: the server side (trace, guards, error rendering in the chosen dialect).
+//! Our layers sit in two places:
+//! - [`client_stack`], the client side around the hyper-util client:
+//!   `RetryLayer` (full-jitter backoff, server hints honored, the request body replayed byte for
+//!   byte) over `SseErrorLayer` (an error event inside a `200` stream ends the body with an
+//!   `Err` that downcasts to `ApiError`);
+//! - [`router`], the server side: `TraceLayer::new(LlmClassifier::new())` (the trace sees
+//!   in-band failures too), `RenderErrorLayer` (every error leaves in the chosen dialect),
+//!   `StreamErrorLayer` (a stream that fails half-way ends with one error event in the dialect)
+//!   and `ApiKeyLayer` (a request without a key is refused before it costs an upstream call; the
+//!   key itself is passed through to the upstream, which judges it, and is never logged).
+//!
+//! Upstream error responses that are not retried (or not any more) are re-rendered in the
+//! chosen dialect by [`translate`].
 
 use crate::journal::Journal;
 use crate::upstream::ID_HEADER;
@@ -18,37 +28,61 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
-use tower_llm_errors::{ApiError, BoxError, Dialect, ErrorKind};
+use tower_http::trace::TraceLayer;
+use tower_llm_errors::{
+    ApiError, BoxError, Dialect, ErrorKind,
+    classify::LlmClassifier,
+    retry::{RetryError, RetryInfo, RetryLayer},
+    server::{ApiKey, ApiKeyLayer, KeyVerdict, RenderErrorLayer, StreamErrorLayer, translate},
+    sse::SseErrorLayer,
+};
 
 /// The client stack as one cloneable service: whatever layers wrap the hyper-util client, the
 /// gateway sees requests and responses with axum bodies.
 pub type UpstreamService = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
+/// Error bodies are read up to this many bytes to classify and translate them.
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The demo's retry settings: small delays so the burst stays fast.
+pub fn retry_layer() -> RetryLayer {
+    RetryLayer::new()
+        .base_delay(Duration::from_millis(50))
+        .max_delay(Duration::from_millis(400))
+        .max_retry_after(Duration::from_secs(2))
+        .on_retry(|info: &RetryInfo<'_>| {
+            crate::journal::record_retry(info.delay(), info.hint_source())
+        })
+}
+
 /// Builds the client stack: a hyper-util legacy client (HTTP/1, plain `http://`) wrapped in
 /// our client layers, or in none of them when `layers` is false (the load test's baseline).
 pub fn client_stack(layers: bool) -> UpstreamService {
-    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
-    // Adapters only: axum bodies out, boxed errors.
-    let adapt = ServiceBuilder::new()
-        .map_response(|res: Response<_>| res.map(Body::new))
-        .map_err(Into::<BoxError>::into);
+    // Without layers: the client behind adapters only (axum bodies out, boxed errors).
     if !layers {
-        return BoxCloneSyncService::new(adapt.service(client));
+        let client: Client<HttpConnector, Body> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let bare = ServiceBuilder::new()
+            .map_response(|res: Response<_>| res.map(Body::new))
+            .map_err(Into::<BoxError>::into)
+            .service(client);
+        return BoxCloneSyncService::new(bare);
     }
-    let stack = adapt
-        // LAYERS: the client stack goes here, between the adapters above and the client,
-        // with delays kept small so the demo stays fast:
-        //     .layer(RetryLayer::new()
-        //         .base_delay(Duration::from_millis(50))
-        //         .max_delay(Duration::from_millis(400))
-        //         .max_retry_after(Duration::from_secs(2))
-        //         .on_retry(|.., delay, err| crate::journal::record_retry(delay, err)))
-        //     .layer(SseErrorLayer::new())
-        // The retry layer may hand the client a replayable wrapper of the request body; the
-        // client's body type is inferred, so nothing else changes.
+    // With layers: retry over SSE inspection over the client. The retry layer's errors are
+    // already boxed; it hands the client a replayable wrapper of the request body
+    // (`ReplayBody<Body>`), and the client's body type is inferred from it.
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let stack = ServiceBuilder::new()
+        .map_response(|res: Response<_>| res.map(Body::new))
+        .layer(retry_layer())
+        .layer(SseErrorLayer::new())
         .service(client);
     BoxCloneSyncService::new(stack)
 }
@@ -132,12 +166,20 @@ pub fn router(gateway: Gateway) -> Router {
     if !layers {
         return router;
     }
-    let _ = dialect; // LAYERS: used by RenderErrorLayer below.
-    router
-    // LAYERS: the server layers go here (the last `.layer` is the outermost):
-    //     .layer(RenderErrorLayer::new(dialect))          // errors -> the chosen dialect
-    //     .layer(guards: API key header present, JSON Content-Type, body limit)
-    //     .layer(TraceLayer::new(LlmClassifier::new()))   // sees in-band failures too
+    router.layer(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new(LlmClassifier::new())) // sees in-band failures too
+            .layer(RenderErrorLayer::new(dialect)) // every error leaves in the dialect
+            .layer(StreamErrorLayer::new(dialect)) // a stream failing half-way: one error event
+            .layer(ApiKeyLayer::new(dialect, pass_key_through)),
+    )
+}
+
+/// The key guard's validator: any key is accepted here and passed on untouched; the upstream
+/// judges it (and answers `401` in its own dialect, which the gateway translates). A request
+/// without a key never reaches the upstream.
+async fn pass_key_through(_key: ApiKey) -> KeyVerdict {
+    KeyVerdict::Accept
 }
 
 /// Serves `router` on a fresh 127.0.0.1 port in a background task.
@@ -171,7 +213,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+async fn forward(
+    State(gw): State<Arc<Gateway>>,
+    req: Request<Body>,
+) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
     let (mut parts, body) = req.into_parts();
     let method = parts.method.clone();
@@ -182,13 +227,9 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
-    parts.uri = match format!("{}{path_and_query}", gw.base).parse() {
-        Ok(uri) => uri,
-        Err(_) => {
-            let err = ApiError::new(ErrorKind::InvalidRequest, "the request path is not valid");
-            return render(&gw, &err);
-        }
-    };
+    parts.uri = format!("{}{path_and_query}", gw.base)
+        .parse()
+        .map_err(|_| ApiError::new(ErrorKind::InvalidRequest, "the request path is not valid"))?;
     // The client sets Host from the upstream URL; every other end-to-end header, the API key
     // included, goes through untouched.
     strip_hop_by_hop(&mut parts.headers);
@@ -209,22 +250,24 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response
     };
 
     let res = match result {
-        Ok(mut res) => {
-            strip_hop_by_hop(res.headers_mut());
-            *res.version_mut() = client_version;
-            res
+        // An error answer the client stack gave up on (not retryable, or retries spent): in the
+        // gateway's dialect, keeping kind, message, request id and retry hint.
+        Ok(res) if gw.layers && res.status().as_u16() >= 400 => {
+            translate(res, gw.dialect, MAX_ERROR_BODY)
+                .await
+                .map(Body::new)
         }
-        Err(err) => match err.downcast_ref::<ApiError>() {
-            Some(api) => render(&gw, api),
-            None => {
-                if gw.log {
-                    eprintln!("gateway: upstream call failed: {err}");
-                }
-                let api = ApiError::new(ErrorKind::BadGateway, "the upstream could not be reached");
-                render(&gw, &api)
+        Ok(res) => res,
+        Err(err) => {
+            if gw.log {
+                eprintln!("gateway: {method} {path} -> upstream call failed: {err}");
             }
-        },
+            return Err(upstream_failure(&err));
+        }
     };
+    let mut res = res;
+    strip_hop_by_hop(res.headers_mut());
+    *res.version_mut() = client_version;
     if gw.log {
         eprintln!(
             "gateway: {method} {path} -> {} ({} ms to headers)",
@@ -232,12 +275,18 @@ async fn forward(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response
             started.elapsed().as_millis()
         );
     }
-    res
+    Ok(res)
 }
 
-/// An error the gateway itself answers with, in its dialect.
-// LAYERS: once RenderErrorLayer is in the router, the client stack's errors can simply be
-// returned (as `Err`) and this goes away.
-fn render(gw: &Gateway, err: &ApiError) -> Response<Body> {
-    err.render(gw.dialect).map(Body::from)
+/// What the client is told when the upstream call failed without a response: the `ApiError`
+/// behind it when there is one, else a `502`. The transport error itself is not sent.
+fn upstream_failure(err: &BoxError) -> ApiError {
+    let api = err
+        .downcast_ref::<RetryError>()
+        .and_then(RetryError::api_error)
+        .or_else(|| err.downcast_ref::<ApiError>());
+    match api {
+        Some(api) => api.clone(),
+        None => ApiError::new(ErrorKind::BadGateway, "the upstream could not be reached"),
+    }
 }
