@@ -78,11 +78,11 @@ const EXPECTED: &[Want] = want! {
     "500-always":          3, ["backoff", "backoff"],       "500 server_error (internal_server_error)", 0;
     "402-out-of-funds":    1, [],                           "402 insufficient_funds (not_enough_funds)", 0;
     "429-quota":           1, [],                           "429 quota_exceeded (insufficient_quota)", 0;
-    // CHANGES WHEN: retry holds the first event. Then: 2, ["backoff"], "200 stream, 6 deltas, [DONE]", 0.
-    "sse-error-first":     1, [],                           "200 stream, in-band bad_gateway first", 2;
+    // The first event is an error: the caller has seen nothing, so the attempt is retried.
+    "sse-error-first":     2, ["backoff"],                  "200 stream, 6 deltas, [DONE]", 0;
     "sse-error-midway":    1, [],                           "200 stream, 3 deltas, then in-band server_error", 2;
-    // CHANGES WHEN: retry holds the first event. Then: 2, ["backoff"], "200 stream, 6 deltas, [DONE]", 0.
-    "sse-keep-alive-only": 1, [],                           "200 stream, no events", 0;
+    // Keep-alives only, then the end: no content was generated, so the attempt is retried.
+    "sse-keep-alive-only": 2, ["backoff"],                  "200 stream, 6 deltas, [DONE]", 0;
 };
 
 /// The hints the upstream sends (see `upstream.rs`): the gateway never retries sooner.
