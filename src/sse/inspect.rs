@@ -173,6 +173,18 @@ impl Inspector {
         if self.done {
             return None;
         }
+        // The common case for tiny chunks: more of a line that started earlier.
+        if let Some(start) = self.line_open {
+            if self.bom_done
+                && !self.skip_lf
+                && chunk.len() < 16
+                && self.carry.len() - start + chunk.len() <= self.max_line
+                && !chunk.iter().any(|&b| b == b'\n' || b == b'\r')
+            {
+                self.carry.extend_from_slice(chunk);
+                return None;
+            }
+        }
         let stop = self.feed_inner(chunk);
         if stop.is_some() {
             self.done = true;
