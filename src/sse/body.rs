@@ -45,6 +45,9 @@ impl State {
     /// them, if the body must fail.
     fn inspect(&mut self, chunk: &[u8]) -> Option<(usize, BoxError)> {
         let stop = self.inspector.feed(chunk);
+        if stop.is_none() && !self.inspector.has_content_filter() {
+            return None;
+        }
         self.apply(stop, chunk.len())
     }
 

@@ -152,6 +152,11 @@ impl Inspector {
         self.content_filter.take()
     }
 
+    /// Whether a content-filtered end waits to be taken.
+    pub(crate) fn has_content_filter(&self) -> bool {
+        self.content_filter.is_some()
+    }
+
     /// Bytes held (a block spanning chunks, a partial line, a bare JSON document).
     pub(crate) fn buffered_len(&self) -> usize {
         self.carry.len() + self.bare.len()
@@ -167,6 +172,18 @@ impl Inspector {
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<Stop> {
         if self.done {
             return None;
+        }
+        // The common case for tiny chunks: more of a line that started earlier.
+        if let Some(start) = self.line_open {
+            if self.bom_done
+                && !self.skip_lf
+                && chunk.len() < 16
+                && self.carry.len() - start + chunk.len() <= self.max_line
+                && !chunk.iter().any(|&b| b == b'\n' || b == b'\r')
+            {
+                self.carry.extend_from_slice(chunk);
+                return None;
+            }
         }
         let stop = self.feed_inner(chunk);
         if stop.is_some() {
@@ -232,7 +249,7 @@ impl Inspector {
         // `seg`: where the part of the current relevant block not yet in `carry` starts.
         let mut seg = pos;
         if let Some(start) = self.line_open {
-            let Some(i) = memchr::memchr2(b'\n', b'\r', &chunk[pos..]) else {
+            let Some(i) = find_line_end(&chunk[pos..]) else {
                 if self.carry.len() - start + chunk.len() - pos > self.max_line {
                     return Some(Stop::Limit(Error::line_too_long(self.max_line)));
                 }
@@ -275,9 +292,35 @@ impl Inspector {
         let needles = &*NEEDLES;
         let mut err_cache = Cache::new();
         let mut reason_cache = Cache::new();
+        // The next CR at or after `pos` (the chunk's length when there is none): before it, a
+        // LF is the only line end.
+        let mut next_cr = usize::MAX;
         loop {
+            if next_cr == usize::MAX || (next_cr < pos && next_cr < chunk.len()) {
+                next_cr = find_byte(b'\r', &chunk[pos..]).map_or(chunk.len(), |i| pos + i);
+            }
+            if seg == pos && !self.relevant && !self.bare_active && self.carry.is_empty() {
+                if let Some((end, found)) =
+                    self.whole_block(chunk, pos, next_cr, &mut err_cache, &mut reason_cache)
+                {
+                    pos = end;
+                    seg = pos;
+                    if let Some(error) = found {
+                        return Some(self.stop_in_band(pos, error));
+                    }
+                    if pos >= chunk.len() {
+                        return None;
+                    }
+                    continue;
+                }
+            }
             let line_start = pos;
-            let Some(i) = memchr::memchr2(b'\n', b'\r', &chunk[pos..]) else {
+            let found_end = match find_byte(b'\n', &chunk[pos..next_cr]) {
+                Some(i) => Some(i),
+                None if next_cr < chunk.len() => Some(next_cr - pos),
+                None => None,
+            };
+            let Some(i) = found_end else {
                 // A partial line: keep it (and the block, if it matters) for the next chunk.
                 if chunk.len() - line_start > self.max_line {
                     return Some(Stop::Limit(Error::line_too_long(self.max_line)));
@@ -352,6 +395,85 @@ impl Inspector {
                 return None;
             }
         }
+    }
+
+    /// The fast path for a block that starts at `pos` with nothing carried and ends (with an
+    /// empty line) before the next CR: its lines are found with one `memchr` each and looked
+    /// at in place. Returns the position after the block and the error in it, or `None` (with
+    /// nothing changed) when the block needs the general line loop: it is not complete in this
+    /// chunk before a CR, it is longer than a limit, or one of its lines starts a bare JSON
+    /// document.
+    fn whole_block(
+        &mut self,
+        chunk: &[u8],
+        pos: usize,
+        next_cr: usize,
+        err_cache: &mut Cache,
+        reason_cache: &mut Cache,
+    ) -> Option<(usize, Option<ApiError>)> {
+        let hay = &chunk[pos..next_cr];
+        let limit = self.max_line.min(self.max_event);
+        let needles = &*NEEDLES;
+        let mut ls = 0;
+        let mut first_relevant = None;
+        let mut has_data = false;
+        let mut suspect = false;
+        loop {
+            let le = ls + memchr::memchr(b'\n', &hay[ls..])?;
+            if le == ls {
+                break;
+            }
+            if le >= limit {
+                return None;
+            }
+            let line = &hay[ls..le];
+            match line[0] {
+                b'd' if field_value(line, b"data").is_some() => {
+                    first_relevant.get_or_insert(ls);
+                    has_data = true;
+                    if !suspect {
+                        let (s, e) = (pos + ls, pos + le);
+                        suspect = err_cache.next_from(&needles.error, chunk, s) < e;
+                        let mut from = s;
+                        while !suspect {
+                            let p = reason_cache.next_from(&needles.reason, chunk, from);
+                            if p >= e {
+                                break;
+                            }
+                            suspect = inband::reason_is_suspect(&chunk[..e], p + 6);
+                            from = p + 1;
+                        }
+                    }
+                }
+                b'e' => {
+                    if let Some(value) = field_value(line, b"event") {
+                        first_relevant.get_or_insert(ls);
+                        if inband::is_error_event_name(value) {
+                            suspect = true;
+                        }
+                    }
+                }
+                b'{' | b'[' => return None,
+                _ => {}
+            }
+            ls = le + 1;
+        }
+        let end = ls + 1;
+        let mut found = None;
+        if has_data {
+            if suspect {
+                let start = first_relevant.unwrap_or(0);
+                found = self.evaluate(&hay[start..end], false);
+            }
+            self.events += 1;
+            if matches!(self.first, FirstEvent::Pending) {
+                self.first = match &found {
+                    Some(e) => FirstEvent::Error(e.clone()),
+                    None => FirstEvent::Normal,
+                };
+            }
+        }
+        Some((pos + end, found))
     }
 
     /// Consumes the line end at `at` (CR, LF or CR LF) and returns the position after it.
@@ -536,6 +658,27 @@ impl Inspector {
                 None
             }
         }
+    }
+}
+
+/// The first CR or LF in `hay`. Small chunks (a few bytes, as some upstreams send) are looked
+/// at byte by byte: a SIMD search costs more to set up than it saves there.
+#[inline]
+fn find_line_end(hay: &[u8]) -> Option<usize> {
+    if hay.len() < 16 {
+        hay.iter().position(|&b| b == b'\n' || b == b'\r')
+    } else {
+        memchr::memchr2(b'\n', b'\r', hay)
+    }
+}
+
+/// The first `byte` in `hay`, byte by byte when `hay` is small (see [`find_line_end`]).
+#[inline]
+fn find_byte(byte: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() < 16 {
+        hay.iter().position(|&b| b == byte)
+    } else {
+        memchr::memchr(byte, hay)
     }
 }
 

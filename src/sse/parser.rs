@@ -217,7 +217,7 @@ impl Parser {
                 }
                 continue;
             }
-            match memchr::memchr2(b'\n', b'\r', chunk) {
+            match find_line_end(chunk) {
                 None => {
                     let Some(rest) = self.input.pop_front() else {
                         continue;
@@ -293,21 +293,38 @@ impl Parser {
         if self.discard_event || line[0] == b':' {
             return Ok(None);
         }
-        let (name_end, value) = match memchr::memchr(b':', &line) {
+        let colon = memchr::memchr(b':', &line);
+        let name_end = colon.unwrap_or(line.len());
+        let name = match &line[..name_end] {
+            b"data" => Field::Data,
+            b"event" => Field::Event,
+            b"id" => Field::Id,
+            b"retry" => Field::Retry,
+            _ => return Ok(None),
+        };
+        // The value shares the line's memory: advancing the line itself avoids taking a
+        // second reference to the chunk.
+        let value = match colon {
             Some(c) => {
-                let mut value = line.slice(c + 1..);
+                let mut value = line;
+                value.advance(c + 1);
                 if value.first() == Some(&b' ') {
                     value.advance(1);
                 }
-                (c, value)
+                // An empty value holds no reference to the chunk (as `Bytes::slice` gives).
+                if value.is_empty() {
+                    Bytes::new()
+                } else {
+                    value
+                }
             }
-            None => (line.len(), Bytes::new()),
+            None => Bytes::new(),
         };
-        match &line[..name_end] {
-            b"data" => self.push_data(value)?,
-            b"event" => self.event_type = Some(value),
-            b"id" if memchr::memchr(0, &value).is_none() => self.last_id = utf8(value),
-            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+        match name {
+            Field::Data => self.push_data(value)?,
+            Field::Event => self.event_type = Some(value),
+            Field::Id if memchr::memchr(0, &value).is_none() => self.last_id = utf8(value),
+            Field::Retry if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 let ms = value.iter().fold(0u64, |acc, d| {
                     acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
                 });
@@ -390,6 +407,25 @@ impl Parser {
         self.discard_line = false;
         self.discard_event = false;
         self.clear_event();
+    }
+}
+
+/// The fields the parser acts on.
+enum Field {
+    Data,
+    Event,
+    Id,
+    Retry,
+}
+
+/// The first CR or LF in `hay`; byte by byte when `hay` is small (a SIMD search costs more to
+/// set up than it saves on a few bytes).
+#[inline]
+fn find_line_end(hay: &[u8]) -> Option<usize> {
+    if hay.len() < 16 {
+        hay.iter().position(|&b| b == b'\n' || b == b'\r')
+    } else {
+        memchr::memchr2(b'\n', b'\r', hay)
     }
 }
 

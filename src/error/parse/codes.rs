@@ -296,6 +296,40 @@ impl<'a> Lower<'a> {
     /// Whether any of `needles` (lowercase ASCII, non-empty) occurs.
     fn has_any(&self, needles: &[&str]) -> bool {
         let hay = self.0;
+        if needles.len() > 32 {
+            return self.has_any_slow(needles);
+        }
+        // For each ASCII byte, the needles that start with it (one bit each), so a position
+        // costs one table look-up and only the needles that can match there are compared.
+        let mut starts = [0u32; 128];
+        for (k, n) in needles.iter().enumerate() {
+            if let Some(&b) = n.as_bytes().first().filter(|b| b.is_ascii()) {
+                starts[usize::from(b)] |= 1 << k;
+            }
+        }
+        for (i, &b) in hay.iter().enumerate() {
+            let Some(&mask) = starts.get(usize::from(b.to_ascii_lowercase())) else {
+                continue;
+            };
+            let mut mask = mask;
+            while mask != 0 {
+                let k = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let n = needles[k].as_bytes();
+                if hay
+                    .get(i..i + n.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(n))
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// [`Lower::has_any`] for long needle lists.
+    fn has_any_slow(&self, needles: &[&str]) -> bool {
+        let hay = self.0;
         // The needles' first bytes as a bit set, so most positions cost one test.
         let firsts = needles
             .iter()
