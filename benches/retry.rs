@@ -8,41 +8,20 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
     convert::Infallible,
     future::{Future, Ready, ready},
     hint::black_box,
     pin::pin,
-    sync::atomic::{AtomicUsize, Ordering},
     task::{Context, Poll, Waker},
 };
 use tower::{Service, ServiceBuilder, retry::Policy};
 use tower_llm_errors::retry::{ReplayBody, RetryLayer};
 
-/// Counts every allocation made by the process.
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 type Body = Full<Bytes>;
 
@@ -112,11 +91,11 @@ where
     for _ in 0..100 {
         black_box(once(svc));
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = alloc::allocations();
     for _ in 0..CALLS {
         black_box(once(svc));
     }
-    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / CALLS as f64
+    (alloc::allocations() - before) as f64 / CALLS as f64
 }
 
 fn bench(c: &mut Criterion) {

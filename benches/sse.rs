@@ -14,37 +14,18 @@ use futures_util::{StreamExt, stream};
 use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tower::{Layer, ServiceExt, service_fn};
 use tower_llm_errors::sse::{Parser, SseErrorLayer};
 
-/// Counts heap allocations. The only `unsafe` in the project: implementing `GlobalAlloc`
-/// requires it; it forwards to the system allocator unchanged.
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 const EVENTS: usize = 20_000;
 
@@ -230,9 +211,9 @@ fn bench(c: &mut Criterion) {
             let mut group = c.benchmark_group(format!("{}/{how}", w.name));
             group.throughput(Throughput::Bytes(w.bytes.len() as u64));
             for (name, f) in CONTENDERS {
-                let before = ALLOCS.load(Ordering::Relaxed);
+                let before = alloc::allocations();
                 black_box(f(&chunks));
-                let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+                let allocs = alloc::allocations() - before;
                 println!(
                     "allocs/event {}/{how}/{name}: {:.3} ({} bytes, {} events)",
                     w.name,
