@@ -82,7 +82,10 @@ fn edges() {
         assert_eq!(parse_millis(s), Some(MAX_HINT), "{s}");
     }
     assert_eq!(parse_go_duration(&format!("{huge}h")), Some(MAX_HINT));
-    assert_eq!(parse_go_duration(&format!("{huge}.{huge}ns")), Some(MAX_HINT));
+    assert_eq!(
+        parse_go_duration(&format!("{huge}.{huge}ns")),
+        Some(MAX_HINT)
+    );
     assert_eq!(
         parse_retry_after(&huge, SystemTime::UNIX_EPOCH).map(|x| x.0),
         Some(MAX_HINT)

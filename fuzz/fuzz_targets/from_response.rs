@@ -72,8 +72,19 @@ fuzz_target!(|data: &[u8]| {
         if let Some(d) = err.retry_after() {
             assert!(d <= MAX_HINT, "hint {d:?} over MAX_HINT");
         }
-        let _ = (err.kind(), err.is_retryable(), err.status(), err.code(), err.message());
-        let _ = (err.param(), err.error_type(), err.request_id(), err.detail());
+        let _ = (
+            err.kind(),
+            err.is_retryable(),
+            err.status(),
+            err.code(),
+            err.message(),
+        );
+        let _ = (
+            err.param(),
+            err.error_type(),
+            err.request_id(),
+            err.detail(),
+        );
         let _ = (err.timestamp(), err.dialect(), err.provider_detail());
         let _ = format!("{err} {err:?}");
         for d in Dialect::ALL {

@@ -44,10 +44,19 @@ fuzz_target!(|data: &[u8]| {
         ] {
             let mut h = HeaderMap::new();
             h.insert(name, v.clone());
-            h.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("0"));
-            h.insert("anthropic-ratelimit-tokens-remaining", HeaderValue::from_static("0"));
+            h.insert(
+                "x-ratelimit-remaining-requests",
+                HeaderValue::from_static("0"),
+            );
+            h.insert(
+                "anthropic-ratelimit-tokens-remaining",
+                HeaderValue::from_static("0"),
+            );
             h.insert("grpc-status", HeaderValue::from_static("8"));
-            for st in [StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE] {
+            for st in [
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::SERVICE_UNAVAILABLE,
+            ] {
                 let e = ApiError::from_response(st, &h, b"").expect("an error status is an error");
                 if let Some(d) = e.retry_after() {
                     assert!(d <= hints::MAX_HINT);

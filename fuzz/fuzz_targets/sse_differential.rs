@@ -34,5 +34,9 @@ fuzz_target!(|data: &[u8]| {
     drain(&mut p, &mut got);
     let want = interpret(payload);
     assert_eq!(got, want.events, "events differ from the reference");
-    assert_eq!(p.reconnection_time(), want.reconnect, "reconnection time differs");
+    assert_eq!(
+        p.reconnection_time(),
+        want.reconnect,
+        "reconnection time differs"
+    );
 });

@@ -72,7 +72,8 @@ fn run(chunks: &[&[u8]], payload: &[u8], layer: sse::SseErrorLayer, record_only:
             }
             Poll::Ready(Some(Err(e))) => {
                 assert!(
-                    e.downcast_ref::<ApiError>().is_some() || e.downcast_ref::<sse::Error>().is_some(),
+                    e.downcast_ref::<ApiError>().is_some()
+                        || e.downcast_ref::<sse::Error>().is_some(),
                     "untyped body error: {e:?}"
                 );
                 failed = true;
@@ -80,18 +81,34 @@ fn run(chunks: &[&[u8]], payload: &[u8], layer: sse::SseErrorLayer, record_only:
             }
         }
     }
-    assert!(payload.starts_with(&out), "passed-on bytes are not a prefix of the input");
+    assert!(
+        payload.starts_with(&out),
+        "passed-on bytes are not a prefix of the input"
+    );
     if !failed || record_only {
         assert!(!record_only || !failed, "record-only body failed");
-        assert_eq!(out.len(), payload.len(), "bytes lost on a body that did not fail");
+        assert_eq!(
+            out.len(),
+            payload.len(),
+            "bytes lost on a body that did not fail"
+        );
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     let (chunks, payload) = tower_llm_errors_fuzz::chunked(data);
     run(&chunks, payload, sse::SseErrorLayer::new(), false);
-    run(&chunks, payload, sse::SseErrorLayer::new().record_only(), true);
-    let small = || sse::SseErrorLayer::new().max_line_bytes(48).max_event_bytes(96);
+    run(
+        &chunks,
+        payload,
+        sse::SseErrorLayer::new().record_only(),
+        true,
+    );
+    let small = || {
+        sse::SseErrorLayer::new()
+            .max_line_bytes(48)
+            .max_event_bytes(96)
+    };
     run(&chunks, payload, small(), false);
     run(&chunks, payload, small().record_only(), true);
 });
