@@ -284,7 +284,8 @@ impl fmt::Debug for ApiError {
         if let Some(c) = &i.code {
             d.field("code", c);
         }
-        d.field("message", &i.message);
+        // Masked here too: `ApiError::new` takes the application's text as it is.
+        d.field("message", &super::secret::mask_secrets(&i.message));
         if let Some(p) = &i.param {
             d.field("param", p);
         }
@@ -314,7 +315,7 @@ impl fmt::Display for ApiError {
             (None, None) => {}
         }
         if !self.inner.message.is_empty() {
-            write!(f, ": {}", self.inner.message)?;
+            write!(f, ": {}", super::secret::mask_secrets(&self.inner.message))?;
         }
         Ok(())
     }
@@ -327,6 +328,18 @@ mod tests {
     use super::*;
 
     fn assert_traits<T: Clone + Send + Sync + 'static + std::error::Error>() {}
+
+    #[test]
+    fn debug_and_display_mask_a_key_the_application_put_in_the_message() {
+        let e = ApiError::new(
+            ErrorKind::Authentication,
+            "key sk-live-abcdefgh12345678 refused",
+        );
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains("abcdefgh12345678"), "{text}");
+            assert!(text.contains("sk-li***"), "{text}");
+        }
+    }
 
     #[test]
     fn is_a_cheap_shareable_error() {

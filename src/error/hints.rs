@@ -136,6 +136,11 @@ pub fn parse_millis(s: &str) -> Option<Duration> {
         return None;
     }
     let ms: f64 = s.parse().ok()?;
+    // A decimal number too large for f64 (over 308 digits) is still "very long", as in
+    // `parse_retry_after`; only the words `inf`/`infinity`/`nan` are rejected.
+    if ms == f64::INFINITY && s.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return Some(MAX_HINT);
+    }
     if !ms.is_finite() || ms < 0.0 {
         return None;
     }
