@@ -34,6 +34,7 @@ pub(crate) struct SavedRequest<B> {
 }
 
 impl<B> SavedRequest<B> {
+    #[inline]
     pub(crate) fn new(parts: &http::request::Parts, body: ReplaySource<B>) -> SavedRequest<B> {
         SavedRequest {
             method: parts.method.clone(),
@@ -100,6 +101,7 @@ pin_project! {
 }
 
 impl<S, F, ReqBody, ResBody> ResponseFuture<S, F, ReqBody, ResBody> {
+    #[inline]
     pub(crate) fn new(
         future: F,
         service: S,

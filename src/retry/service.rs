@@ -119,14 +119,15 @@ where
             budget.deposit();
         }
         // Never hold or copy a request that cannot be retried.
-        let (body, saved) = if config.max_retries == 0 {
-            (ReplayBody::passthrough(body), None)
-        } else {
-            match ReplayBody::first(body, config.max_replay_bytes) {
-                (body, Some(source)) => (body, Some(SavedRequest::new(&parts, source))),
-                (body, None) => (body, None),
-            }
-        };
+        if config.max_retries == 0 {
+            let request = Request::from_parts(parts, ReplayBody::passthrough(body));
+            let future = self.inner.call(request);
+            return ResponseFuture::new(future, self.inner.clone(), self.config.clone(), None);
+        }
+        // Built where they are used, with no intermediate tuples: on the success path the
+        // cost of this layer is mostly moving these values around.
+        let (body, source) = ReplayBody::first(body, config.max_replay_bytes);
+        let saved = source.map(|source| SavedRequest::new(&parts, source));
         let future = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::new(future, self.inner.clone(), self.config.clone(), saved)
     }
