@@ -65,8 +65,8 @@ macro_rules! want {
 
 /// Retryable failures are retried after the server's hint (a floor) or after backoff; the rest
 /// reach the client in the gateway's dialect (OpenAI here), with their kind and code intact. A
-/// stream that fails after its first event is not retried: the client gets the upstream's error
-/// event, passed through, then the gateway's own in the dialect (hence two in-band errors).
+/// stream that fails after its first event is not retried: the client gets the events before
+/// the upstream's error event, then one error event, the gateway's own, in the dialect.
 #[rustfmt::skip]
 const EXPECTED: &[Want] = want! {
     "ok-json":             1, [],                           "200 answer", 0;
@@ -80,7 +80,7 @@ const EXPECTED: &[Want] = want! {
     "429-quota":           1, [],                           "429 quota_exceeded (insufficient_quota)", 0;
     // The first event is an error: the caller has seen nothing, so the attempt is retried.
     "sse-error-first":     2, ["backoff"],                  "200 stream, 6 deltas, [DONE]", 0;
-    "sse-error-midway":    1, [],                           "200 stream, 3 deltas, then in-band server_error", 2;
+    "sse-error-midway":    1, [],                           "200 stream, 3 deltas, then in-band server_error", 1;
     // Keep-alives only, then the end: no content was generated, so the attempt is retried.
     "sse-keep-alive-only": 2, ["backoff"],                  "200 stream, 6 deltas, [DONE]", 0;
 };

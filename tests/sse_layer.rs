@@ -28,6 +28,17 @@ const FAILING: &[&str] = &[
     "\ndata: [DONE]\n\n",
 ];
 
+/// The error event whole in one chunk, after a normal one.
+const FAILING_WHOLE: &[&str] = &[
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"error\":{\"message\":\"upstream went away\",\"type\":\"server_error\",\"code\":\"upstream_error\"}}\n\ndata: [DONE]\n\n",
+];
+
+/// The same, in a single chunk.
+const FAILING_ONE_CHUNK: &[&str] = &[
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n: ping\ndata: {\"error\":{\"message\":\"upstream went away\",\"type\":\"server_error\",\"code\":\"upstream_error\"}}\n\ndata: [DONE]\n\n",
+];
+
 async fn handler(
     req: Request<Incoming>,
 ) -> Result<
@@ -37,6 +48,8 @@ async fn handler(
     let (ct, chunks) = match req.uri().path() {
         "/normal" => ("text/event-stream", NORMAL),
         "/failing" => ("text/event-stream", FAILING),
+        "/failing-whole" => ("text/event-stream", FAILING_WHOLE),
+        "/failing-one-chunk" => ("text/event-stream", FAILING_ONE_CHUNK),
         _ => ("application/json", FAILING),
     };
     let frames: Vec<_> = chunks
@@ -118,6 +131,38 @@ async fn in_band_error_ends_the_body_after_the_error_event() {
         report.unwrap().error().unwrap().code(),
         Some("upstream_error")
     );
+}
+
+#[tokio::test]
+async fn withheld_error_event_ends_the_body_before_the_error_event() {
+    let addr = server().await;
+    for path in ["/failing-whole", "/failing-one-chunk"] {
+        let layer = SseErrorLayer::new().withhold_error_event();
+        let (bytes, err, report) = fetch(addr, path, layer).await;
+        let bytes = String::from_utf8(bytes).unwrap();
+        assert_eq!(
+            bytes,
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n",
+            "{path}"
+        );
+        let err = err.expect("the body fails");
+        let api = err.downcast_ref::<ApiError>().expect("an ApiError");
+        assert_eq!(api.message(), "upstream went away", "{path}");
+        assert!(report.unwrap().error().is_some(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn withheld_error_event_that_began_in_an_earlier_chunk_is_passed_whole() {
+    // Its first bytes were already passed on: cutting now would leave half an event, so the
+    // body ends after it, as without withholding.
+    let addr = server().await;
+    let layer = SseErrorLayer::new().withhold_error_event();
+    let (bytes, err, _) = fetch(addr, "/failing", layer).await;
+    let all = FAILING.concat();
+    let cut = all.find("[DONE]").unwrap() - "data: ".len();
+    assert_eq!(String::from_utf8(bytes).unwrap(), &all[..cut]);
+    assert!(err.unwrap().downcast_ref::<ApiError>().is_some());
 }
 
 #[tokio::test]

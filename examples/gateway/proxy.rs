@@ -5,7 +5,9 @@
 //! - [`client_stack`], the client side around the hyper-util client:
 //!   `RetryLayer` (full-jitter backoff, server hints honored, the request body replayed byte for
 //!   byte) over `SseErrorLayer` (an error event inside a `200` stream ends the body with an
-//!   `Err` that downcasts to `ApiError`);
+//!   `Err` that downcasts to `ApiError`; `withhold_error_event`, so the upstream's own error
+//!   event, in the upstream's dialect, is not passed on: the client gets one error event, the
+//!   gateway's);
 //! - [`router`], the server side: `TraceLayer::new(LlmClassifier::new())` (the trace sees
 //!   in-band failures too), `RenderErrorLayer` (every error leaves in the chosen dialect),
 //!   `StreamErrorLayer` (a stream that fails half-way ends with one error event in the dialect)
@@ -82,7 +84,7 @@ pub fn client_stack(layers: bool) -> UpstreamService {
     let stack = ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
         .layer(retry_layer())
-        .layer(SseErrorLayer::new())
+        .layer(SseErrorLayer::new().withhold_error_event())
         .service(client);
     BoxCloneSyncService::new(stack)
 }

@@ -33,6 +33,10 @@ pin_project! {
 struct State {
     inspector: Inspector,
     mode: Mode,
+    /// Cut before the error event instead of after it (`SseErrorLayer::withhold_error_event`).
+    withhold: bool,
+    /// How the previous chunk ended (kept only when `withhold`).
+    prev_end: ChunkEnd,
     report: InBandReport,
     /// Chunks already inspected (held by the retry layer), served before `inner`.
     held: VecDeque<Bytes>,
@@ -46,24 +50,32 @@ impl State {
     fn inspect(&mut self, chunk: &[u8]) -> Option<(usize, BoxError)> {
         let stop = self.inspector.feed(chunk);
         if stop.is_none() && !self.inspector.has_content_filter() {
+            if self.withhold {
+                self.prev_end = ChunkEnd::of(chunk);
+            }
             return None;
         }
-        self.apply(stop, chunk.len())
+        self.apply(stop, chunk)
     }
 
     /// Records what a `feed` found; returns the cut and the error when the body must fail.
-    fn apply(&mut self, stop: Option<Stop>, chunk_len: usize) -> Option<(usize, BoxError)> {
+    fn apply(&mut self, stop: Option<Stop>, chunk: &[u8]) -> Option<(usize, BoxError)> {
         if let Some(e) = self.inspector.take_content_filter() {
             self.report.set_content_filter(e);
         }
         match stop? {
             Stop::InBand { at, error } => {
                 self.report.set_error(error.clone());
+                let at = if self.withhold {
+                    block_start(chunk.get(..at).unwrap_or(chunk), self.prev_end).unwrap_or(at)
+                } else {
+                    at
+                };
                 (self.mode == Mode::Fail).then(|| (at, Box::new(error) as BoxError))
             }
             Stop::Limit(e) => {
                 self.report.set_limit(e.clone());
-                (self.mode == Mode::Fail).then(|| (chunk_len, Box::new(e) as BoxError))
+                (self.mode == Mode::Fail).then(|| (chunk.len(), Box::new(e) as BoxError))
             }
         }
     }
@@ -112,13 +124,18 @@ impl<B> ResponseBody<B> {
         let mut state = State {
             inspector,
             mode,
+            withhold: false,
+            prev_end: ChunkEnd::Unknown,
             report,
             held: VecDeque::new(),
             pending: None,
             done: false,
         };
-        let last_len = held.back().map_or(0, Bytes::len);
-        if let Some((at, error)) = state.apply(last_stop, last_len) {
+        let last = held.back().cloned().unwrap_or_default();
+        if held.len() >= 2 {
+            state.prev_end = ChunkEnd::of(&held[held.len() - 2]);
+        }
+        if let Some((at, error)) = state.apply(last_stop, &last) {
             if let Some(last) = held.back_mut() {
                 last.truncate(at);
             }
@@ -129,6 +146,15 @@ impl<B> ResponseBody<B> {
         ResponseBody {
             kind: Kind::Inspected { inner, state },
         }
+    }
+
+    /// Cuts the body before the error event rather than after it (see
+    /// [`SseErrorLayer::withhold_error_event`](super::SseErrorLayer::withhold_error_event)).
+    pub(crate) fn withholding(mut self, withhold: bool) -> Self {
+        if let Kind::Inspected { state, .. } = &mut self.kind {
+            state.withhold = withhold;
+        }
+        self
     }
 
     /// Whether this body is inspected (the response was `text/event-stream`).
@@ -253,5 +279,126 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
                 .field("mode", &state.mode)
                 .finish_non_exhaustive(),
         }
+    }
+}
+
+/// How a chunk ended, for [`block_start`] on the next one. Conservative: `Unknown` whenever
+/// one chunk alone cannot tell (a chunk of only line ends, for instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkEnd {
+    /// Mid-line, or not known.
+    Unknown,
+    /// After a line end that ended a non-empty line; `cr`: the line end was a CR (an LF first
+    /// in the next chunk belongs to it).
+    LineEnd { cr: bool },
+    /// After an empty line: the next chunk starts a new block.
+    Boundary { cr: bool },
+}
+
+impl ChunkEnd {
+    fn of(chunk: &[u8]) -> ChunkEnd {
+        let (rest, cr) = match chunk {
+            [rest @ .., b'\r', b'\n'] => (rest, false),
+            [rest @ .., b'\n'] => (rest, false),
+            [rest @ .., b'\r'] => (rest, true),
+            _ => return ChunkEnd::Unknown,
+        };
+        match rest.last() {
+            Some(b'\n' | b'\r') => ChunkEnd::Boundary { cr },
+            Some(_) => ChunkEnd::LineEnd { cr },
+            None => ChunkEnd::Unknown,
+        }
+    }
+}
+
+/// Where the event block that ends `bytes` (with its final empty line) begins: just after the
+/// empty line before it, or at the chunk's start when the previous chunk ended with an empty
+/// line. `None` when the block began in an earlier chunk (its first bytes were passed on) or
+/// that cannot be told. Only runs on the error path.
+fn block_start(bytes: &[u8], prev: ChunkEnd) -> Option<usize> {
+    let (mut pos, mut line_start) = (0, usize::MAX);
+    let mut boundary = None;
+    match prev {
+        ChunkEnd::Unknown => {}
+        ChunkEnd::LineEnd { cr } | ChunkEnd::Boundary { cr } => {
+            if cr && bytes.first() == Some(&b'\n') {
+                pos = 1;
+            }
+            line_start = pos;
+            if matches!(prev, ChunkEnd::Boundary { .. }) {
+                boundary = Some(pos);
+            }
+        }
+    }
+    let mut ends = (None, None); // the last two empty-line ends
+    while let Some(i) = memchr::memchr2(b'\n', b'\r', &bytes[pos..]) {
+        let at = pos + i;
+        let end = if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
+            at + 2
+        } else {
+            at + 1
+        };
+        if at == line_start {
+            ends = (ends.1, Some(end));
+        }
+        line_start = end;
+        pos = end;
+    }
+    if ends.1 != Some(bytes.len()) {
+        return None;
+    }
+    ends.0.or(boundary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChunkEnd, block_start};
+
+    #[test]
+    fn block_start_finds_the_last_event() {
+        let b = ChunkEnd::Boundary { cr: false };
+        let u = ChunkEnd::Unknown;
+        let cases: &[(&[u8], ChunkEnd, Option<usize>)] = &[
+            (b"data: a\n\ndata: {\"error\":1}\n\n", u, Some(9)),
+            (b"data: {\"error\":1}\n\n", b, Some(0)),
+            (b"data: {\"error\":1}\n\n", u, None),
+            (b"data: a\r\n\r\n: ping\r\ndata: e\r\n\r\n", u, Some(11)),
+            (b"data: a\r\rdata: e\r\r", u, Some(9)),
+            (b"rror\":1}\n\n", u, None),
+            (b"\n\ndata: e\n\n", ChunkEnd::LineEnd { cr: false }, Some(2)),
+            (b"\ndata: e\n\n", u, None),
+            // The LF of a CR LF split across chunks is not an empty line.
+            (b"\ndata: e\n\n", ChunkEnd::LineEnd { cr: true }, None),
+            (b"\ndata: e\n\n", ChunkEnd::Boundary { cr: true }, Some(1)),
+            (b"\n", ChunkEnd::LineEnd { cr: false }, None),
+        ];
+        for (bytes, prev, start) in cases {
+            assert_eq!(
+                block_start(bytes, *prev),
+                *start,
+                "{} after {prev:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_ends() {
+        assert_eq!(
+            ChunkEnd::of(b"data: a\n\n"),
+            ChunkEnd::Boundary { cr: false }
+        );
+        assert_eq!(
+            ChunkEnd::of(b"data: a\r\n\r\n"),
+            ChunkEnd::Boundary { cr: false }
+        );
+        assert_eq!(
+            ChunkEnd::of(b"data: a\n\r"),
+            ChunkEnd::Boundary { cr: true }
+        );
+        assert_eq!(ChunkEnd::of(b"data: a\r"), ChunkEnd::LineEnd { cr: true });
+        assert_eq!(ChunkEnd::of(b"data: a\n"), ChunkEnd::LineEnd { cr: false });
+        assert_eq!(ChunkEnd::of(b"data: a"), ChunkEnd::Unknown);
+        assert_eq!(ChunkEnd::of(b"\n"), ChunkEnd::Unknown);
     }
 }

@@ -58,6 +58,6 @@ pub(crate) fn wrap<B>(res: Response<B>, layer: &SseErrorLayer) -> Response<Respo
     let inspector = Inspector::new(layer.max_line, layer.max_event);
     Response::from_parts(
         parts,
-        ResponseBody::inspected(body, inspector, layer.mode, report),
+        ResponseBody::inspected(body, inspector, layer.mode, report).withholding(layer.withhold),
     )
 }

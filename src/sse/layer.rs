@@ -16,6 +16,7 @@ pub(crate) enum Mode {
 #[derive(Clone, Copy, Debug)]
 pub struct SseErrorLayer {
     pub(crate) mode: Mode,
+    pub(crate) withhold: bool,
     pub(crate) max_line: usize,
     pub(crate) max_event: usize,
 }
@@ -32,6 +33,7 @@ impl SseErrorLayer {
     pub fn new() -> SseErrorLayer {
         SseErrorLayer {
             mode: Mode::Fail,
+            withhold: false,
             max_line: DEFAULT_MAX_LINE_BYTES,
             max_event: DEFAULT_MAX_EVENT_BYTES,
         }
@@ -41,6 +43,19 @@ impl SseErrorLayer {
     /// extensions); the body is passed through whole and never fails because of it.
     pub fn record_only(mut self) -> SseErrorLayer {
         self.mode = Mode::Record;
+        self
+    }
+
+    /// Fail the body *before* the event that carried the in-band error instead of after it:
+    /// the caller gets the bytes of every earlier event, then the `Err`, and never the error
+    /// event's own bytes. For a gateway that answers in another dialect (it renders its own
+    /// error event from the `ApiError`, so its client should not see the upstream's too).
+    ///
+    /// The cut is exact when the error event arrived within one chunk, as upstreams send it.
+    /// When its first bytes came in an earlier chunk, those were already passed on; the rest
+    /// is withheld. Record-only mode is unaffected.
+    pub fn withhold_error_event(mut self) -> SseErrorLayer {
+        self.withhold = true;
         self
     }
 
