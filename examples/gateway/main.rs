@@ -13,7 +13,8 @@
 //! client requests ([`burst`]), one per failure scenario, then prints what happened to each.
 //!
 //! With `--upstream` the same gateway fronts a real OpenAI-compatible API until Ctrl-C. API keys
-//! are passed through as they came and never logged.
+//! are passed through as they came and never logged. `RUST_LOG` (for example
+//! `RUST_LOG=info,tower_http=debug`) turns on logs to stderr.
 
 mod args;
 mod burst;
@@ -29,6 +30,7 @@ use tower_llm_errors::Dialect;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    init_tracing();
     let result = match parse_args(std::env::args().skip(1)) {
         Ok(Mode::Help) => {
             print!("{USAGE}");
@@ -57,6 +59,27 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// With `RUST_LOG` set (for example `RUST_LOG=info,tower_http=debug`), logs go to stderr.
+/// Otherwise a subscriber that records nothing is installed, as a server that does not log
+/// would run. With no subscriber at all, `tracing`'s `log` fallback (switched on by axum's
+/// default `tower-log` feature) would still look at every span entry and exit, a cost per
+/// body frame that no configured server pays.
+fn init_tracing() {
+    match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.trim().is_empty() => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+        _ => {
+            let _ = tracing::subscriber::set_global_default(
+                tracing::subscriber::NoSubscriber::default(),
+            );
         }
     }
 }
