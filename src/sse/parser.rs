@@ -66,6 +66,8 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// plain (the block goes on in the next chunk, a second `data` line, a limit reached, a CR at the
 /// very end of the chunk); the line-by-line path then reads the same block as usual, and the fast
 /// path is not tried again before that block has ended, so no byte is read more than twice.
+/// A chunk that falls wholly inside a line begun earlier (the usual case for small chunks) is
+/// appended to that line's buffer at once, without the line-by-line machinery.
 ///
 /// # Example
 ///
@@ -239,6 +241,16 @@ impl Parser {
                     let matched = usize::from(self.bom_matched);
                     self.line.extend_from_slice(&BOM[..matched]);
                 }
+                continue;
+            }
+            // A chunk in the middle of a long line (small chunks mostly are): just keep it.
+            if !self.line.is_empty()
+                && self.line.capacity() - self.line.len() >= self.chunk.len()
+                && self.line.len() + self.chunk.len() <= self.max_line
+                && find_line_end(&self.chunk).is_none()
+            {
+                self.line.extend_from_slice(&self.chunk);
+                self.chunk = Bytes::new();
                 continue;
             }
             // Read the chunk as a plain slice, then keep what is left of it.
@@ -599,13 +611,16 @@ fn parse_retry(value: &[u8]) -> Option<Duration> {
 }
 
 /// The first CR or LF in `hay`; byte by byte when `hay` is small (a SIMD search costs more to
-/// set up than it saves on a few bytes).
+/// set up than it saves on a few bytes), and at once for an empty line (the one that ends each
+/// event).
 #[inline]
 fn find_line_end(hay: &[u8]) -> Option<usize> {
     if hay.len() < 16 {
         // Most bytes are above CR: one comparison rules them out.
         hay.iter()
             .position(|&b| b <= b'\r' && (b == b'\n' || b == b'\r'))
+    } else if let b'\n' | b'\r' = hay[0] {
+        Some(0)
     } else {
         memchr::memchr2(b'\n', b'\r', hay)
     }
