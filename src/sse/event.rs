@@ -1,4 +1,5 @@
 use bytes::Bytes;
+use bytestring::ByteString;
 use std::{fmt, time::Duration};
 
 /// One dispatched server-sent event.
@@ -6,17 +7,17 @@ use std::{fmt, time::Duration};
 /// The fields are [`Bytes`] slices of the input whenever the event's lines arrived whole in one
 /// chunk (no copy); they are always valid UTF-8 (invalid sequences were replaced with U+FFFD
 /// when the event was dispatched).
+///
+/// They are held as [`ByteString`]s (`Bytes` known to be UTF-8): the text is checked once, when
+/// the event is built, and the accessors hand out `&str` without checking it again. Our crate
+/// forbids `unsafe`, so a wrapper of our own could not skip that second check; `bytestring`
+/// keeps the proof in its type.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Event {
-    pub(crate) event: Option<Bytes>,
-    pub(crate) data: Bytes,
-    pub(crate) id: Option<Bytes>,
+    pub(crate) event: Option<ByteString>,
+    pub(crate) data: ByteString,
+    pub(crate) id: Option<ByteString>,
     pub(crate) retry: Option<Duration>,
-}
-
-/// Bytes that were checked to be UTF-8 when the event was built.
-fn text(b: &Bytes) -> &str {
-    std::str::from_utf8(b).unwrap_or_default()
 }
 
 impl Event {
@@ -25,7 +26,7 @@ impl Event {
     pub fn new(data: impl Into<String>) -> Event {
         Event {
             event: None,
-            data: Bytes::from(data.into()),
+            data: ByteString::from(data.into()),
             id: None,
             retry: None,
         }
@@ -34,14 +35,14 @@ impl Event {
     /// Sets the event type (an empty type means `message`).
     pub fn with_event(mut self, event: impl Into<String>) -> Event {
         let e: String = event.into();
-        self.event = (!e.is_empty()).then(|| Bytes::from(e));
+        self.event = (!e.is_empty()).then(|| ByteString::from(e));
         self
     }
 
     /// Sets the last event id carried by the event.
     pub fn with_id(mut self, id: impl Into<String>) -> Event {
         let id: String = id.into();
-        self.id = (!id.is_empty()).then(|| Bytes::from(id));
+        self.id = (!id.is_empty()).then(|| ByteString::from(id));
         self
     }
 
@@ -49,26 +50,26 @@ impl Event {
     /// an empty one).
     pub fn event(&self) -> &str {
         match &self.event {
-            Some(e) => text(e),
+            Some(e) => e,
             None => "message",
         }
     }
 
     /// The data: the values of the block's `data` lines joined with `\n`.
     pub fn data(&self) -> &str {
-        text(&self.data)
+        &self.data
     }
 
     /// The data as bytes (valid UTF-8), sharing the input buffer when possible.
     pub fn data_bytes(&self) -> &Bytes {
-        &self.data
+        self.data.as_bytes()
     }
 
     /// The last event id in effect when this event was dispatched (`None` when unset or reset
     /// with an empty `id` field). It persists across events, as the spec's "last event ID
     /// buffer" does.
     pub fn id(&self) -> Option<&str> {
-        self.id.as_ref().map(text)
+        self.id.as_deref()
     }
 
     /// The reconnection time from a valid `retry` field in this event's own block, if any. The

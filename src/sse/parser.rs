@@ -1,6 +1,7 @@
 use super::{Error, Event};
 use bytes::{Buf, Bytes, BytesMut};
-use std::{collections::VecDeque, time::Duration};
+use bytestring::ByteString;
+use std::{collections::VecDeque, ops::Range, time::Duration};
 
 /// Default limit for one line, in bytes (1 MiB).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -53,10 +54,20 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 ///
 /// # Cost
 ///
-/// Each input byte is looked at once: line ends are found with `memchr`, a line that spans
-/// chunks is copied once into a buffer that is reused, and an event made of whole lines inside
-/// one chunk shares that chunk's memory (no copy). An event with several `data` lines is joined
-/// into one buffer. The chunks themselves are never shifted or rescanned.
+/// Each input byte is looked at a bounded number of times: line ends are found with `memchr`, a
+/// line that spans chunks is copied once into a buffer that is reused, and an event made of
+/// whole lines inside one chunk shares that chunk's memory (no copy). An event with several
+/// `data` lines is joined into one buffer. The chunks themselves are never shifted or rescanned.
+///
+/// The common case takes a fast path: when a block (the lines up to an empty line) starts and
+/// ends inside the chunk at hand, it is read in one pass over that chunk with its fields kept as
+/// positions, and only the values the event keeps become `Bytes` slices (one reference count
+/// each), checked as UTF-8 once. The fast path gives up, changing nothing, on anything less
+/// plain (the block goes on in the next chunk, a second `data` line, a limit reached, a CR at the
+/// very end of the chunk); the line-by-line path then reads the same block as usual, and the fast
+/// path is not tried again before that block has ended, so no byte is read more than twice.
+/// A chunk that falls wholly inside a line begun earlier (the usual case for small chunks) is
+/// appended to that line's buffer at once, without the line-by-line machinery.
 ///
 /// # Example
 ///
@@ -76,6 +87,9 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// ```
 #[derive(Debug)]
 pub struct Parser {
+    /// The chunk being read (empty when there is none).
+    chunk: Bytes,
+    /// Chunks pushed after it and not read yet.
     input: VecDeque<Bytes>,
     /// A line that started in an earlier chunk.
     line: BytesMut,
@@ -90,11 +104,15 @@ pub struct Parser {
     data_first: Bytes,
     data_join: BytesMut,
     data_len: usize,
-    last_id: Bytes,
+    /// The last event id buffer (empty when unset), checked as UTF-8 when it was set.
+    last_id: ByteString,
     block_retry: Option<Duration>,
     reconnect: Option<Duration>,
     max_line: usize,
     max_event: usize,
+    /// Unit tests turn the fast path off to compare it with the line-by-line path.
+    #[cfg(test)]
+    fast_path: bool,
 }
 
 impl Default for Parser {
@@ -107,6 +125,7 @@ impl Parser {
     /// A parser with the default limits (1 MiB per line, 1 MiB of data per event).
     pub fn new() -> Parser {
         Parser {
+            chunk: Bytes::new(),
             input: VecDeque::new(),
             line: BytesMut::new(),
             bom_matched: 0,
@@ -120,11 +139,13 @@ impl Parser {
             data_first: Bytes::new(),
             data_join: BytesMut::new(),
             data_len: 0,
-            last_id: Bytes::new(),
+            last_id: ByteString::new(),
             block_retry: None,
             reconnect: None,
             max_line: DEFAULT_MAX_LINE_BYTES,
             max_event: DEFAULT_MAX_EVENT_BYTES,
+            #[cfg(test)]
+            fast_path: true,
         }
     }
 
@@ -142,7 +163,12 @@ impl Parser {
 
     /// Adds a chunk of input. Ignored after [`Parser::finish`].
     pub fn push(&mut self, chunk: Bytes) {
-        if !self.finished && !chunk.is_empty() {
+        if self.finished || chunk.is_empty() {
+            return;
+        }
+        if self.chunk.is_empty() && self.input.is_empty() {
+            self.chunk = chunk;
+        } else {
             self.input.push_back(chunk);
         }
     }
@@ -166,7 +192,7 @@ impl Parser {
 
     /// The current last event id (`None` when unset or reset).
     pub fn last_event_id(&self) -> Option<&str> {
-        (!self.last_id.is_empty()).then(|| std::str::from_utf8(&self.last_id).unwrap_or_default())
+        (!self.last_id.is_empty()).then_some(&*self.last_id)
     }
 
     /// Bytes held by the parser itself: a partial line and a partly joined event (pushed chunks
@@ -184,28 +210,28 @@ impl Parser {
     /// needed (or, after [`Parser::finish`], when the stream is over).
     pub fn next_event(&mut self) -> Option<Result<Event, Error>> {
         loop {
-            let Some(chunk) = self.input.front_mut() else {
-                if self.finished {
-                    self.reset_at_end();
-                }
-                return None;
-            };
-            if chunk.is_empty() {
-                self.input.pop_front();
+            if self.chunk.is_empty() {
+                let Some(next) = self.input.pop_front() else {
+                    if self.finished {
+                        self.reset_at_end();
+                    }
+                    return None;
+                };
+                self.chunk = next;
                 continue;
             }
             if self.skip_lf {
                 self.skip_lf = false;
-                if chunk[0] == b'\n' {
-                    chunk.advance(1);
+                if self.chunk[0] == b'\n' {
+                    self.chunk.advance(1);
                     continue;
                 }
             }
             if !self.bom_done {
                 // Match the BOM byte by byte so that it may be split across chunks.
-                let b = chunk[0];
+                let b = self.chunk[0];
                 if b == BOM[usize::from(self.bom_matched)] {
-                    chunk.advance(1);
+                    self.chunk.advance(1);
                     self.bom_matched += 1;
                     if self.bom_matched == 3 {
                         self.bom_done = true;
@@ -217,72 +243,216 @@ impl Parser {
                 }
                 continue;
             }
-            match find_line_end(chunk) {
-                None => {
-                    let Some(rest) = self.input.pop_front() else {
-                        continue;
-                    };
-                    if self.discard_line {
-                        continue;
-                    }
-                    if self.line.len() + rest.len() > self.max_line {
-                        return Some(Err(self.fail_line()));
-                    }
-                    append_bounded(&mut self.line, &rest, self.max_line);
-                }
-                Some(i) => {
-                    let term = chunk[i];
-                    let mut too_long = false;
-                    let line = if self.discard_line {
-                        chunk.advance(i);
-                        None
-                    } else if self.line.is_empty() {
-                        if i > self.max_line {
-                            chunk.advance(i);
-                            too_long = true;
-                            None
-                        } else {
-                            Some(chunk.split_to(i))
-                        }
-                    } else if self.line.len() + i > self.max_line {
-                        chunk.advance(i);
-                        self.line.clear();
-                        too_long = true;
-                        None
-                    } else {
-                        append_bounded(&mut self.line, &chunk[..i], self.max_line);
-                        chunk.advance(i);
-                        Some(self.line.split().freeze())
-                    };
-                    // Consume the line end: CR LF, LF, or CR (whose LF may be in the next chunk).
-                    chunk.advance(1);
-                    if term == b'\r' {
-                        if chunk.is_empty() {
-                            self.skip_lf = true;
-                        } else if chunk[0] == b'\n' {
-                            chunk.advance(1);
-                        }
-                    }
-                    self.discard_line = false;
-                    if too_long {
-                        self.drop_event();
-                        return Some(Err(Error::line_too_long(self.max_line)));
-                    }
-                    if let Some(line) = line {
-                        match self.process_line(line) {
-                            Ok(None) => {}
-                            Ok(Some(event)) => return Some(Ok(event)),
-                            Err(e) => return Some(Err(e)),
-                        }
-                    }
-                }
+            // A chunk in the middle of a long line (small chunks mostly are): just keep it.
+            if !self.line.is_empty()
+                && self.line.capacity() - self.line.len() >= self.chunk.len()
+                && self.line.len() + self.chunk.len() <= self.max_line
+                && find_line_end(&self.chunk).is_none()
+            {
+                self.line.extend_from_slice(&self.chunk);
+                self.chunk = Bytes::new();
+                continue;
+            }
+            // Read the chunk as a plain slice, then keep what is left of it.
+            let mut chunk = std::mem::take(&mut self.chunk);
+            let (used, out) = self.read_chunk(&chunk);
+            if used < chunk.len() {
+                chunk.advance(used);
+                self.chunk = chunk;
+            }
+            if out.is_some() {
+                return out;
             }
         }
     }
 
-    /// One complete line, without its line end.
-    fn process_line(&mut self, line: Bytes) -> Result<Option<Event>, Error> {
-        if line.is_empty() {
+    /// Reads lines of `chunk` (which has no BOM or pending LF left at its start) until an event
+    /// or an error comes out or the chunk is used up; returns how many bytes were used.
+    fn read_chunk(&mut self, chunk: &Bytes) -> (usize, Option<Result<Event, Error>>) {
+        let bytes: &[u8] = chunk;
+        let mut pos = 0;
+        let mut fast = self.fast_path_on();
+        while pos < bytes.len() {
+            if fast && self.at_block_start() {
+                match self.read_block(chunk, pos) {
+                    Some((next, event)) => {
+                        pos = next;
+                        if event.is_some() {
+                            return (pos, event.map(Ok));
+                        }
+                        continue;
+                    }
+                    // Not before the end of this block: its lines were only looked at.
+                    None => fast = false,
+                }
+            }
+            let rest = &bytes[pos..];
+            let Some(i) = find_line_end(rest) else {
+                // The line goes on in the next chunk.
+                let out = if self.discard_line {
+                    None
+                } else if self.line.len() + rest.len() > self.max_line {
+                    Some(Err(self.fail_line()))
+                } else if self.line.capacity() - self.line.len() >= rest.len() {
+                    // Small chunks land here once each: keep it to a copy.
+                    self.line.extend_from_slice(rest);
+                    None
+                } else {
+                    append_bounded(&mut self.line, rest, self.max_line);
+                    None
+                };
+                return (bytes.len(), out);
+            };
+            let (start, end) = (pos, pos + i);
+            // Consume the line end: CR LF, LF, or CR (whose LF may be in the next chunk).
+            pos = end + 1;
+            if bytes[end] == b'\r' {
+                match bytes.get(pos) {
+                    Some(b'\n') => pos += 1,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
+                }
+            }
+            if self.discard_line {
+                self.discard_line = false;
+                continue;
+            }
+            let empty = i == 0 && self.line.is_empty();
+            let out = if self.line.is_empty() {
+                if i > self.max_line {
+                    self.drop_event();
+                    Err(Error::line_too_long(self.max_line))
+                } else {
+                    self.process_line(chunk, start, end)
+                }
+            } else if self.line.len() + i > self.max_line {
+                self.line.clear();
+                self.drop_event();
+                Err(Error::line_too_long(self.max_line))
+            } else {
+                append_bounded(&mut self.line, &bytes[start..end], self.max_line);
+                let line = self.line.split().freeze();
+                self.process_line(&line, 0, line.len())
+            };
+            if empty {
+                // The block the fast path gave up on is over.
+                fast = self.fast_path_on();
+            }
+            match out {
+                Ok(None) => {}
+                Ok(Some(event)) => return (pos, Some(Ok(event))),
+                Err(e) => return (pos, Some(Err(e))),
+            }
+        }
+        (pos, None)
+    }
+
+    fn fast_path_on(&self) -> bool {
+        #[cfg(test)]
+        return self.fast_path;
+        #[cfg(not(test))]
+        true
+    }
+
+    /// Whether nothing of the current block is held: no partial line, no data, no event type,
+    /// no `retry`, nothing being skipped. (Comments, unknown fields and `id` lines may have been
+    /// read: they leave nothing in the block.)
+    fn at_block_start(&self) -> bool {
+        self.line.is_empty()
+            && !self.discard_line
+            && !self.discard_event
+            && self.data_lines == 0
+            && self.event_type.is_none()
+            && self.block_retry.is_none()
+    }
+
+    /// The fast path: reads the block that starts at `from`, up to and including its empty line,
+    /// if it lies wholly in `chunk` and is plain (at most one `data` line, within the limits, no
+    /// CR at the very end of the chunk). Returns where the block ended and its event, if it
+    /// dispatches one; or `None`, having changed nothing, if the line-by-line path must read it.
+    ///
+    /// The fields are noted as positions in `chunk` and applied at the empty line, exactly as
+    /// reading the lines one by one would have left them: the last `event`, `id` (unless it
+    /// contains NUL) and valid `retry` win.
+    fn read_block(&mut self, chunk: &Bytes, from: usize) -> Option<(usize, Option<Event>)> {
+        let bytes: &[u8] = chunk;
+        let mut pos = from;
+        let mut data = None;
+        let mut event_type = None;
+        let mut id = None;
+        let mut retry = None;
+        loop {
+            let i = find_line_end(&bytes[pos..])?;
+            let (start, end) = (pos, pos + i);
+            if i > self.max_line {
+                return None;
+            }
+            pos = end + 1;
+            if bytes[end] == b'\r' {
+                match bytes.get(pos) {
+                    Some(b'\n') => pos += 1,
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+            if i == 0 {
+                break;
+            }
+            let Some((field, value_at)) = split_field(&bytes[start..end]) else {
+                continue;
+            };
+            let mut value = start + value_at;
+            if value < end && bytes[value] == b' ' {
+                value += 1;
+            }
+            match field {
+                Field::Data => {
+                    if data.is_some() || end - value > self.max_event {
+                        return None;
+                    }
+                    data = Some(value..end);
+                }
+                Field::Event => event_type = Some(value..end),
+                Field::Id => {
+                    if memchr::memchr(0, &bytes[value..end]).is_none() {
+                        id = Some(value..end);
+                    }
+                }
+                Field::Retry => {
+                    if let Some(d) = parse_retry(&bytes[value..end]) {
+                        retry = Some(d);
+                    }
+                }
+            }
+        }
+        if let Some(id) = id {
+            self.last_id = text_of(chunk, id);
+        }
+        if retry.is_some() {
+            self.reconnect = retry;
+        }
+        let Some(data) = data else {
+            return Some((pos, None));
+        };
+        let event = Event {
+            event: event_type
+                .filter(|t| !t.is_empty())
+                .map(|t| text_of(chunk, t)),
+            data: text_of(chunk, data),
+            id: self.current_id(),
+            retry,
+        };
+        Some((pos, Some(event)))
+    }
+
+    /// One complete line, `src[start..end]`, without its line end.
+    fn process_line(
+        &mut self,
+        src: &Bytes,
+        start: usize,
+        end: usize,
+    ) -> Result<Option<Event>, Error> {
+        if start == end {
             if self.discard_event {
                 self.discard_event = false;
                 self.clear_event();
@@ -290,54 +460,36 @@ impl Parser {
             }
             return Ok(self.dispatch());
         }
-        if self.discard_event || line[0] == b':' {
+        if self.discard_event {
             return Ok(None);
         }
-        let colon = memchr::memchr(b':', &line);
-        let name_end = colon.unwrap_or(line.len());
-        let name = match &line[..name_end] {
-            b"data" => Field::Data,
-            b"event" => Field::Event,
-            b"id" => Field::Id,
-            b"retry" => Field::Retry,
-            _ => return Ok(None),
+        let Some((field, value_at)) = split_field(&src[start..end]) else {
+            return Ok(None);
         };
-        // The value shares the line's memory: advancing the line itself avoids taking a
-        // second reference to the chunk.
-        let value = match colon {
-            Some(c) => {
-                let mut value = line;
-                value.advance(c + 1);
-                if value.first() == Some(&b' ') {
-                    value.advance(1);
-                }
-                // An empty value holds no reference to the chunk (as `Bytes::slice` gives).
-                if value.is_empty() {
-                    Bytes::new()
-                } else {
-                    value
+        let mut value = start + value_at;
+        if value < end && src[value] == b' ' {
+            value += 1;
+        }
+        match field {
+            Field::Data => self.push_data(src, value..end)?,
+            // A slice of an empty range holds no reference to the chunk.
+            Field::Event => self.event_type = Some(src.slice(value..end)),
+            Field::Id => {
+                if memchr::memchr(0, &src[value..end]).is_none() {
+                    self.last_id = text_of(src, value..end);
                 }
             }
-            None => Bytes::new(),
-        };
-        match name {
-            Field::Data => self.push_data(value)?,
-            Field::Event => self.event_type = Some(value),
-            Field::Id if memchr::memchr(0, &value).is_none() => self.last_id = utf8(value),
-            Field::Retry if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                let ms = value.iter().fold(0u64, |acc, d| {
-                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                });
-                let d = Duration::from_millis(ms);
-                self.reconnect = Some(d);
-                self.block_retry = Some(d);
+            Field::Retry => {
+                if let Some(d) = parse_retry(&src[value..end]) {
+                    self.reconnect = Some(d);
+                    self.block_retry = Some(d);
+                }
             }
-            _ => {}
         }
         Ok(None)
     }
 
-    fn push_data(&mut self, value: Bytes) -> Result<(), Error> {
+    fn push_data(&mut self, src: &Bytes, value: Range<usize>) -> Result<(), Error> {
         let added = value.len() + usize::from(self.data_lines > 0);
         if self.data_len + added > self.max_event {
             self.drop_event();
@@ -345,17 +497,17 @@ impl Parser {
         }
         self.data_len += added;
         match self.data_lines {
-            0 => self.data_first = value,
+            0 => self.data_first = src.slice(value),
             1 => {
                 self.data_join.clear();
                 let first = std::mem::take(&mut self.data_first);
                 append_bounded(&mut self.data_join, &first, self.max_event);
                 append_bounded(&mut self.data_join, b"\n", self.max_event);
-                append_bounded(&mut self.data_join, &value, self.max_event);
+                append_bounded(&mut self.data_join, &src[value], self.max_event);
             }
             _ => {
                 append_bounded(&mut self.data_join, b"\n", self.max_event);
-                append_bounded(&mut self.data_join, &value, self.max_event);
+                append_bounded(&mut self.data_join, &src[value], self.max_event);
             }
         }
         self.data_lines += 1;
@@ -372,13 +524,17 @@ impl Parser {
             1 => std::mem::take(&mut self.data_first),
             _ => self.data_join.split().freeze(),
         };
-        let id = (!self.last_id.is_empty()).then(|| self.last_id.clone());
         Some(Event {
-            event: event_type.map(utf8),
-            data: utf8(data),
-            id,
+            event: event_type.map(|t| text_of(&t, 0..t.len())),
+            data: text_of(&data, 0..data.len()),
+            id: self.current_id(),
             retry,
         })
+    }
+
+    /// The last event id for an event being dispatched.
+    fn current_id(&self) -> Option<ByteString> {
+        (!self.last_id.is_empty()).then(|| self.last_id.clone())
     }
 
     fn fail_line(&mut self) -> Error {
@@ -418,26 +574,68 @@ enum Field {
     Retry,
 }
 
+/// The field a non-empty line sets, and where its value starts (after the first `:`, or at the
+/// end of a line with no `:`); `None` for a comment (empty field name) or a field we ignore.
+#[inline]
+fn split_field(line: &[u8]) -> Option<(Field, usize)> {
+    // `data:` and `event:` first: the first `:` of such a line is the one they end with.
+    if line.starts_with(b"data:") {
+        return Some((Field::Data, 5));
+    }
+    if line.starts_with(b"event:") {
+        return Some((Field::Event, 6));
+    }
+    let (name, value_at) = match memchr::memchr(b':', line) {
+        Some(c) => (&line[..c], c + 1),
+        None => (line, line.len()),
+    };
+    let field = match name {
+        b"data" => Field::Data,
+        b"event" => Field::Event,
+        b"id" => Field::Id,
+        b"retry" => Field::Retry,
+        _ => return None,
+    };
+    Some((field, value_at))
+}
+
+/// A `retry` value: ASCII digits only (at least one), in milliseconds, saturating.
+fn parse_retry(value: &[u8]) -> Option<Duration> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let ms = value.iter().fold(0u64, |acc, d| {
+        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
+    Some(Duration::from_millis(ms))
+}
+
 /// The first CR or LF in `hay`; byte by byte when `hay` is small (a SIMD search costs more to
-/// set up than it saves on a few bytes).
+/// set up than it saves on a few bytes), and at once for an empty line (the one that ends each
+/// event).
 #[inline]
 fn find_line_end(hay: &[u8]) -> Option<usize> {
     if hay.len() < 16 {
-        hay.iter().position(|&b| b == b'\n' || b == b'\r')
+        // Most bytes are above CR: one comparison rules them out.
+        hay.iter()
+            .position(|&b| b <= b'\r' && (b == b'\n' || b == b'\r'))
+    } else if let b'\n' | b'\r' = hay[0] {
+        Some(0)
     } else {
         memchr::memchr2(b'\n', b'\r', hay)
     }
 }
 
-/// `b` itself when it is UTF-8, otherwise a copy with each invalid sequence replaced by U+FFFD.
+/// `src[range]` as text: the same memory when it is UTF-8 (checked once, here), otherwise a
+/// copy with each invalid sequence replaced by U+FFFD.
 ///
 /// Decoding after splitting lines gives the same text as decoding the whole stream first: line
 /// ends, `:` and the LF used to join data lines are ASCII, and an invalid sequence always ends
 /// before an ASCII byte.
-fn utf8(b: Bytes) -> Bytes {
-    match std::str::from_utf8(&b) {
-        Ok(_) => b,
-        Err(_) => Bytes::from(String::from_utf8_lossy(&b).into_owned()),
+fn text_of(src: &Bytes, range: Range<usize>) -> ByteString {
+    match ByteString::try_from(src.slice(range.clone())) {
+        Ok(text) => text,
+        Err(_) => ByteString::from(String::from_utf8_lossy(&src[range]).into_owned()),
     }
 }
 
@@ -458,4 +656,114 @@ fn append_bounded(buf: &mut BytesMut, src: &[u8], limit: usize) {
         *buf = grown;
     }
     buf.extend_from_slice(src);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path against the line-by-line path: same events, errors and parser state for
+    //! any input, chunking and limits.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Everything the parser reports, with its state after each event, as comparable values.
+    fn run(input: &[u8], cuts: &[usize], limits: (usize, usize), fast: bool) -> Vec<String> {
+        let mut p = Parser::new()
+            .max_line_bytes(limits.0)
+            .max_event_bytes(limits.1);
+        p.fast_path = fast;
+        let mut out = Vec::new();
+        let mut at = 0;
+        // `usize::MAX` stands for the end of the input.
+        for cut in cuts.iter().copied().chain([input.len(), usize::MAX]) {
+            if cut == usize::MAX {
+                p.finish();
+            } else {
+                let end = cut.clamp(at, input.len());
+                p.push(Bytes::copy_from_slice(&input[at..end]));
+                at = end;
+            }
+            while let Some(r) = p.next_event() {
+                let r = r.map_or_else(|e| format!("err {e}"), |ev| format!("{ev:?}"));
+                let (retry, id) = (p.reconnection_time(), p.last_event_id());
+                out.push(format!("{r}, then {retry:?} {id:?}"));
+            }
+        }
+        out.push(format!(
+            "end {:?} {:?}",
+            p.reconnection_time(),
+            p.last_event_id()
+        ));
+        out
+    }
+
+    /// Pieces that matter to the parser, glued at random (`x` stands for ordinary text).
+    const PIECES: &[&[u8]] = &[
+        b"data: ",
+        b"data:",
+        b"data",
+        b"event: ",
+        b"event:",
+        b"id: ",
+        b"id:",
+        b"retry: ",
+        b"12",
+        b":",
+        b" ",
+        b"x",
+        b"xyz",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"\n\n",
+        b"\xEF\xBB\xBF",
+        b"\xE2\x82",
+        b"\xFF",
+        b"\0",
+        "\u{e9}".as_bytes(),
+    ];
+
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..64).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn fast_path_matches_line_by_line(
+            input in stream(),
+            cuts in prop::collection::btree_set(0usize..400, 0..12),
+            line in prop_oneof![Just(DEFAULT_MAX_LINE_BYTES), 1usize..24],
+            event in prop_oneof![Just(DEFAULT_MAX_EVENT_BYTES), 1usize..24],
+        ) {
+            let limits = (line, event);
+            let cuts: Vec<usize> = cuts.into_iter().collect();
+            prop_assert_eq!(run(&input, &cuts, limits, true), run(&input, &cuts, limits, false));
+        }
+    }
+
+    #[test]
+    fn fast_path_reads_whole_blocks_in_one_go() {
+        let input =
+            b"id: 7\nretry: 30\n: note\nevent: e\ndata: x\n\nevent: only\n\ndata: y\r\n\r\n";
+        let mut p = Parser::new();
+        p.push(Bytes::from_static(input));
+        let a = p.next_event().unwrap().unwrap();
+        let b = p.next_event().unwrap().unwrap();
+        assert_eq!(
+            (a.event(), a.data(), a.id(), a.retry()),
+            ("e", "x", Some("7"), Some(Duration::from_millis(30)))
+        );
+        assert_eq!(
+            (b.event(), b.data(), b.id(), b.retry()),
+            ("message", "y", Some("7"), None)
+        );
+        // Both data values share the chunk's memory.
+        let start = input.as_ptr() as usize;
+        let range = start..start + input.len();
+        assert!(range.contains(&(a.data_bytes().as_ptr() as usize)));
+        assert!(range.contains(&(b.data_bytes().as_ptr() as usize)));
+        assert!(p.next_event().is_none());
+    }
 }
