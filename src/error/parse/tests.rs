@@ -130,3 +130,37 @@ fn clean_bounds_and_masks() {
     assert_eq!(clean("key sk-0123456789abcdef", 100), "key sk-01***");
     assert_eq!(clean("ééééé", 2), "éé…");
 }
+
+#[path = "../../../tests/common/fixture.rs"]
+#[allow(unreachable_pub)]
+mod fixture;
+
+/// The borrowed tree (`json::Node`) and a `serde_json::Value` read every provider fixture into
+/// the same fields, as an error status and as a success.
+#[test]
+fn borrowed_tree_reads_every_fixture_as_value_does() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut compared = 0;
+    for fx in fixture::all(&root) {
+        let value = serde_json::from_slice::<Value>(&fx.body);
+        let node = match (json::parse(&fx.body), &value) {
+            (Parsed::Tree(node), Ok(_)) => node,
+            (Parsed::Invalid, Err(_)) => continue,
+            (_, value) => panic!("{}: the two parsers disagree: {value:?}", fx.name),
+        };
+        let value = value.unwrap_or_default();
+        for http_error in [false, true] {
+            let (mut fast, mut slow) = (Fields::default(), Fields::default());
+            let found_fast = read_json(&node, &mut fast, http_error);
+            let found_slow = read_json(&Node::from_value(&value), &mut slow, http_error);
+            assert_eq!(
+                (found_fast, format!("{fast:?}")),
+                (found_slow, format!("{slow:?}")),
+                "{}",
+                fx.name
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 40, "only {compared} JSON fixtures");
+}
