@@ -296,8 +296,9 @@ impl Lower<'_> {
     /// Whether any needle of `set` occurs.
     fn has_any(&self, set: &Phrases) -> bool {
         let hay = self.0;
-        for (i, &b) in hay.iter().enumerate() {
-            let mut mask = set.starts[usize::from(b)];
+        // Every needle has at least two bytes, so a match starts before the last byte.
+        for (i, pair) in hay.windows(2).enumerate() {
+            let mut mask = set.firsts[usize::from(pair[0])] & set.seconds[usize::from(pair[1])];
             while mask != 0 {
                 let k = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
@@ -314,27 +315,39 @@ impl Lower<'_> {
     }
 }
 
-/// A set of lowercase ASCII phrases with, for each byte, the phrases that start with it in
-/// either case (one bit each), built at compile time: a position of the text then costs one
-/// table look-up, and only the phrases that can match there are compared.
+/// A set of lowercase ASCII phrases (at least two bytes each) with two tables built at compile
+/// time: for each byte, the phrases whose first (`firsts`) or second (`seconds`) byte it is, in
+/// either case, one bit per phrase. A position of the text then costs two look-ups and an AND,
+/// and only the phrases whose first two bytes both fit are compared.
 struct Phrases {
     needles: &'static [&'static str],
-    starts: [u32; 256],
+    firsts: [u32; 256],
+    seconds: [u32; 256],
 }
 
 impl Phrases {
     const fn new(needles: &'static [&'static str]) -> Phrases {
         assert!(needles.len() <= 32, "one bit per needle");
-        let mut starts = [0u32; 256];
+        let mut firsts = [0u32; 256];
+        let mut seconds = [0u32; 256];
         let mut k = 0;
         while k < needles.len() {
             let b = needles[k].as_bytes();
-            assert!(!b.is_empty() && b[0].is_ascii() && !b[0].is_ascii_uppercase());
-            starts[b[0] as usize] |= 1 << k;
-            starts[b[0].to_ascii_uppercase() as usize] |= 1 << k;
+            assert!(b.len() >= 2);
+            let (b0, b1) = (b[0], b[1]);
+            assert!(b0.is_ascii() && !b0.is_ascii_uppercase());
+            assert!(b1.is_ascii() && !b1.is_ascii_uppercase());
+            firsts[b0 as usize] |= 1 << k;
+            firsts[b0.to_ascii_uppercase() as usize] |= 1 << k;
+            seconds[b1 as usize] |= 1 << k;
+            seconds[b1.to_ascii_uppercase() as usize] |= 1 << k;
             k += 1;
         }
-        Phrases { needles, starts }
+        Phrases {
+            needles,
+            firsts,
+            seconds,
+        }
     }
 }
 

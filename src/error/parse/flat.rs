@@ -71,7 +71,7 @@ pub(super) fn read(o: &Obj<'_>, f: &mut Fields, http_error: bool) -> bool {
                 .and_then(|l| l.last())
                 .and_then(|l| match l {
                     Node::String(s) => Some(clean(s, MAX_FIELD_CHARS)),
-                    Node::Number(n) => Some(n.to_string()),
+                    Node::Number(n) => Some(super::number_text(n)),
                     _ => None,
                 });
             f.error_type = first.and_then(|i| str_field(i, "type", MAX_FIELD_CHARS));

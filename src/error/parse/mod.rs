@@ -260,8 +260,18 @@ pub(crate) fn str_field(o: &Obj<'_>, key: &str, max: usize) -> Option<String> {
 pub(crate) fn code_field(o: &Obj<'_>, key: &str) -> Option<String> {
     match o.get(key)? {
         Node::String(s) if !s.trim().is_empty() => Some(clean(s, MAX_FIELD_CHARS)),
-        Node::Number(n) => Some(n.to_string()),
+        Node::Number(n) => Some(number_text(n)),
         _ => None,
+    }
+}
+
+/// A JSON number as decimal text, exactly as `serde_json` prints it. Integers (nearly every
+/// code) take the integer `to_string`, which skips the formatting machinery.
+pub(crate) fn number_text(n: &serde_json::Number) -> String {
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => n.to_string(),
     }
 }
 

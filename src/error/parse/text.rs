@@ -84,12 +84,11 @@ fn starts_ci(hay: &str, needle: &str) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// Byte offset of `needle` (ASCII) in `hay`, case-insensitively.
+/// Byte offset of `needle` (ASCII, starting with `<`) in `hay`, case-insensitively. `memchr`
+/// finds each `<` and only there is the rest compared.
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    let n = needle.as_bytes();
-    hay.as_bytes()
-        .windows(n.len())
-        .position(|w| w.eq_ignore_ascii_case(n))
+    debug_assert!(needle.starts_with('<'));
+    memchr::memchr_iter(b'<', hay.as_bytes()).find(|&i| starts_ci(&hay[i..], needle))
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
