@@ -74,6 +74,10 @@ fn is_key_byte(b: u8) -> bool {
 /// dominates.)
 fn has_key(text: &str) -> bool {
     let bytes = text.as_bytes();
+    // Codes, types and ids are often too short to hold a prefix and an eight-character key.
+    if bytes.len() < MIN_KEY_TEXT {
+        return false;
+    }
     let try_at = |j: usize| {
         anchored(bytes[j]).iter().any(|&(offset, prefix)| {
             let Some(i) = j.checked_sub(offset) else {
@@ -89,6 +93,19 @@ fn has_key(text: &str) -> bool {
     };
     (0..bytes.len()).any(|j| IS_ANCHOR[usize::from(bytes[j])] && try_at(j))
 }
+
+/// The shortest text that can hold a key: the shortest prefix and eight key characters.
+const MIN_KEY_TEXT: usize = {
+    let mut min = usize::MAX;
+    let mut i = 0;
+    while i < KEY_PREFIXES.len() {
+        if KEY_PREFIXES[i].len() < min {
+            min = KEY_PREFIXES[i].len();
+        }
+        i += 1;
+    }
+    min + 8
+};
 
 /// `IS_ANCHOR[b]`: whether `b` is one of [`ANCHOR_BYTES`].
 const IS_ANCHOR: [bool; 256] = {

@@ -105,10 +105,10 @@ pub(crate) fn from_response(
         .is_some_and(|v| read_json(v, &mut f, http_error));
     let present = hints::Present::scan(headers);
     if present.has(hints::Present::GRPC_STATUS) {
-        found |= grpc::read(headers, &mut f);
+        found |= grpc::read(headers, &present, &mut f);
     }
     if present.has(hints::Present::AMZN_ERROR_TYPE) {
-        bedrock::read(headers, &mut f);
+        bedrock::read(headers, &present, &mut f);
     }
     if !http_error && !found {
         return None;
