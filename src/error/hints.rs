@@ -112,8 +112,8 @@ pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `x-should-retry: true|false`.
-pub(crate) fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    header_parse(headers, "x-should-retry", |s| {
+pub(crate) fn should_retry(headers: &HeaderMap, present: &Present<'_>) -> Option<bool> {
+    present.parse(headers, Slot::ShouldRetry, |s| {
         if s.eq_ignore_ascii_case("true") {
             Some(true)
         } else if s.eq_ignore_ascii_case("false") {
@@ -166,8 +166,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<(Duration, Hint
 }
 
 /// The reference time for HTTP-dates: the response's `Date` header, else `fallback`.
-pub(crate) fn response_now(headers: &HeaderMap, fallback: SystemTime) -> SystemTime {
-    header_parse(headers, "date", |d| httpdate::parse_http_date(d).ok()).unwrap_or(fallback)
+pub(crate) fn response_now(
+    headers: &HeaderMap,
+    present: &Present<'_>,
+    fallback: SystemTime,
+) -> SystemTime {
+    present
+        .parse(headers, Slot::Date, |d| httpdate::parse_http_date(d).ok())
+        .unwrap_or(fallback)
 }
 
 /// The retry hint from the headers alone, in precedence order (see the module docs).
@@ -179,13 +185,128 @@ pub(crate) fn retry_after(
     read(headers, Present::scan(headers), None, &|| fallback_now).retry_after
 }
 
-/// Which hint-bearing headers a response has, found in one pass over its names, so that the
+/// The headers [`Present::scan`] keeps the first value of, one slot each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    RetryAfterMs,
+    RetryAfter,
+    Pushback,
+    ShouldRetry,
+    Date,
+    RemainingRequests,
+    ResetRequests,
+    RemainingTokens,
+    ResetTokens,
+    AnthropicRequestsRemaining,
+    AnthropicRequestsReset,
+    AnthropicTokensRemaining,
+    AnthropicTokensReset,
+    AnthropicInputRemaining,
+    AnthropicInputReset,
+    AnthropicOutputRemaining,
+    AnthropicOutputReset,
+    GrpcStatus,
+    GrpcMessage,
+    AmznErrorType,
+}
+
+/// The header name of each [`Slot`], in slot order.
+const SLOT_NAMES: [&str; 20] = [
+    "retry-after-ms",
+    "retry-after",
+    "grpc-retry-pushback-ms",
+    "x-should-retry",
+    "date",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-reset",
+    "grpc-status",
+    "grpc-message",
+    "x-amzn-errortype",
+];
+
+impl Slot {
+    /// The slot of a (lowercase) header name.
+    fn of(name: &str) -> Option<Slot> {
+        use Slot::*;
+        Some(match name {
+            "retry-after-ms" => RetryAfterMs,
+            "retry-after" => RetryAfter,
+            "grpc-retry-pushback-ms" => Pushback,
+            "x-should-retry" => ShouldRetry,
+            "date" => Date,
+            "x-ratelimit-remaining-requests" => RemainingRequests,
+            "x-ratelimit-reset-requests" => ResetRequests,
+            "x-ratelimit-remaining-tokens" => RemainingTokens,
+            "x-ratelimit-reset-tokens" => ResetTokens,
+            "anthropic-ratelimit-requests-remaining" => AnthropicRequestsRemaining,
+            "anthropic-ratelimit-requests-reset" => AnthropicRequestsReset,
+            "anthropic-ratelimit-tokens-remaining" => AnthropicTokensRemaining,
+            "anthropic-ratelimit-tokens-reset" => AnthropicTokensReset,
+            "anthropic-ratelimit-input-tokens-remaining" => AnthropicInputRemaining,
+            "anthropic-ratelimit-input-tokens-reset" => AnthropicInputReset,
+            "anthropic-ratelimit-output-tokens-remaining" => AnthropicOutputRemaining,
+            "anthropic-ratelimit-output-tokens-reset" => AnthropicOutputReset,
+            "grpc-status" => GrpcStatus,
+            "grpc-message" => GrpcMessage,
+            "x-amzn-errortype" => AmznErrorType,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        SLOT_NAMES[self as usize]
+    }
+
+    /// The [`Present`] bit the header sets.
+    fn bit(self) -> u16 {
+        use Slot::*;
+        match self {
+            RetryAfterMs => Present::RETRY_AFTER_MS,
+            RetryAfter => Present::RETRY_AFTER,
+            Pushback => Present::PUSHBACK,
+            ShouldRetry => Present::SHOULD_RETRY,
+            RemainingRequests | RemainingTokens => Present::RATELIMIT,
+            AnthropicRequestsRemaining
+            | AnthropicRequestsReset
+            | AnthropicTokensRemaining
+            | AnthropicTokensReset
+            | AnthropicInputRemaining
+            | AnthropicInputReset
+            | AnthropicOutputRemaining
+            | AnthropicOutputReset => Present::ANTHROPIC,
+            GrpcStatus => Present::GRPC_STATUS,
+            AmznErrorType => Present::AMZN_ERROR_TYPE,
+            Date | ResetRequests | ResetTokens | GrpcMessage => 0,
+        }
+    }
+}
+
+/// Which hint-bearing headers a response has, found in one pass over the headers, so that the
 /// readers skip the lookups (each a hash of the name) for headers that are not there.
+///
+/// The same pass keeps the first value of every header the readers use ([`Slot`]): a header
+/// sent once is then read from its slot with no lookup at all. A header sent more than once is
+/// marked `repeated` and read through [`HeaderMap::get_all`] as before, so "the first usable
+/// value wins" holds for duplicates exactly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Present<'a> {
     bits: u16,
     /// The best request id seen: (rank in [`REQUEST_ID_HEADERS`], value).
     request_id: Option<(usize, &'a str)>,
+    /// The first value of each [`Slot`]'s header.
+    first: [Option<&'a HeaderValue>; SLOT_NAMES.len()],
+    /// One bit per [`Slot`] whose header came more than once.
+    repeated: u32,
 }
 
 impl<'a> Present<'a> {
@@ -202,30 +323,56 @@ impl<'a> Present<'a> {
     pub(crate) fn scan(headers: &'a HeaderMap) -> Present<'a> {
         let mut bits = 0;
         let mut request_id: Option<(usize, &'a str)> = None;
+        let mut first = [None; SLOT_NAMES.len()];
+        let mut repeated = 0;
         for (name, value) in headers {
             let n = name.as_str();
-            if let Some(rank) = REQUEST_ID_HEADERS.iter().position(|h| *h == n) {
+            if let Some(slot) = Slot::of(n) {
+                let i = slot as usize;
+                match first[i] {
+                    None => first[i] = Some(value),
+                    Some(_) => repeated |= 1 << i,
+                }
+                bits |= slot.bit();
+            } else if let Some(rank) = REQUEST_ID_HEADERS.iter().position(|h| *h == n) {
                 let v = value.to_str().map(str::trim).unwrap_or_default();
                 if !v.is_empty() && request_id.is_none_or(|(best, _)| rank < best) {
                     request_id = Some((rank, v));
                 }
-                continue;
+            } else if n.starts_with("anthropic-ratelimit-") {
+                // The limit headers (`-limit`) have no slot but still mark the family.
+                bits |= Present::ANTHROPIC;
             }
-            bits |= match n {
-                "retry-after-ms" => Present::RETRY_AFTER_MS,
-                "retry-after" => Present::RETRY_AFTER,
-                "grpc-retry-pushback-ms" => Present::PUSHBACK,
-                "x-should-retry" => Present::SHOULD_RETRY,
-                "x-ratelimit-remaining-requests" | "x-ratelimit-remaining-tokens" => {
-                    Present::RATELIMIT
-                }
-                "grpc-status" => Present::GRPC_STATUS,
-                "x-amzn-errortype" => Present::AMZN_ERROR_TYPE,
-                _ if n.starts_with("anthropic-ratelimit-") => Present::ANTHROPIC,
-                _ => 0,
-            };
         }
-        Present { bits, request_id }
+        Present {
+            bits,
+            request_id,
+            first,
+            repeated,
+        }
+    }
+
+    /// The first value of `slot`'s header that `parse` accepts, as [`header_parse`] reads it.
+    pub(crate) fn parse<T>(
+        &self,
+        headers: &HeaderMap,
+        slot: Slot,
+        mut parse: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        if self.repeated & (1 << slot as usize) != 0 {
+            return header_parse(headers, slot.name(), parse);
+        }
+        let v = self.first[slot as usize]?.to_str().ok()?.trim();
+        if v.is_empty() { None } else { parse(v) }
+    }
+
+    /// The first well-formed value of `slot`'s header, as [`header_str`] reads it.
+    pub(crate) fn str(&self, headers: &'a HeaderMap, slot: Slot) -> Option<&'a str> {
+        if self.repeated & (1 << slot as usize) != 0 {
+            return header_str(headers, slot.name());
+        }
+        let v = self.first[slot as usize]?.to_str().ok()?.trim();
+        (!v.is_empty()).then_some(v)
     }
 
     /// Whether any of `bits` is present.
@@ -261,7 +408,7 @@ pub(crate) fn read(
 ) -> Hints {
     let mut out = Hints::default();
     let pushback = if present.has(Present::PUSHBACK) {
-        grpc_pushback(headers)
+        grpc_pushback(headers, &present)
     } else {
         None
     };
@@ -270,7 +417,7 @@ pub(crate) fn read(
     }
     let ms = present
         .has(Present::RETRY_AFTER_MS)
-        .then(|| header_parse(headers, "retry-after-ms", parse_millis))
+        .then(|| present.parse(headers, Slot::RetryAfterMs, parse_millis))
         .flatten();
     out.retry_after = ms
         .map(|d| (d, HintSource::RetryAfterMs))
@@ -278,8 +425,8 @@ pub(crate) fn read(
             if !present.has(Present::RETRY_AFTER) {
                 return None;
             }
-            let now = response_now(headers, clock());
-            header_parse(headers, "retry-after", |v| parse_retry_after(v, now))
+            let now = response_now(headers, &present, clock());
+            present.parse(headers, Slot::RetryAfter, |v| parse_retry_after(v, now))
         })
         .or_else(|| Some((pushback??, HintSource::GrpcPushback)))
         .or_else(|| Some((clamp(body_delay?), HintSource::BodyRetryDelay)))
@@ -287,17 +434,23 @@ pub(crate) fn read(
             if !present.has(Present::RATELIMIT) {
                 return None;
             }
-            Some((ratelimit_reset(headers)?, HintSource::RateLimitReset))
+            Some((
+                ratelimit_reset(headers, &present)?,
+                HintSource::RateLimitReset,
+            ))
         })
         .or_else(|| {
             if !present.has(Present::ANTHROPIC) {
                 return None;
             }
-            let now = response_now(headers, clock());
-            Some((anthropic_reset(headers, now)?, HintSource::AnthropicReset))
+            let now = response_now(headers, &present, clock());
+            Some((
+                anthropic_reset(headers, &present, now)?,
+                HintSource::AnthropicReset,
+            ))
         });
     if present.has(Present::SHOULD_RETRY) {
-        if let Some(b) = should_retry(headers) {
+        if let Some(b) = should_retry(headers, &present) {
             out.should_retry = Some(b);
         }
     }
@@ -306,8 +459,11 @@ pub(crate) fn read(
 
 /// `grpc-retry-pushback-ms`: `Some(Some(d))` to wait, `Some(None)` for a negative value (never
 /// retry), `None` when absent or malformed.
-pub(crate) fn grpc_pushback(headers: &HeaderMap) -> Option<Option<Duration>> {
-    header_parse(headers, "grpc-retry-pushback-ms", |v| {
+pub(crate) fn grpc_pushback(
+    headers: &HeaderMap,
+    present: &Present<'_>,
+) -> Option<Option<Duration>> {
+    present.parse(headers, Slot::Pushback, |v| {
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if let Some(rest) = v.strip_prefix('-') {
             return digits(rest).then_some(None);
@@ -321,49 +477,41 @@ pub(crate) fn grpc_pushback(headers: &HeaderMap) -> Option<Option<Duration>> {
 }
 
 /// Whether a `*-remaining` header says the bucket is empty.
-fn is_empty_bucket(headers: &HeaderMap, name: &str) -> bool {
-    header_parse(headers, name, |v| v.parse::<u64>().ok()) == Some(0)
+fn is_empty_bucket(headers: &HeaderMap, present: &Present<'_>, remaining: Slot) -> bool {
+    present.parse(headers, remaining, |v| v.parse::<u64>().ok()) == Some(0)
 }
 
 /// `x-ratelimit-reset-{requests,tokens}` for the buckets whose remaining count is 0.
-pub(crate) fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn ratelimit_reset(headers: &HeaderMap, present: &Present<'_>) -> Option<Duration> {
     [
-        (
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
-        ),
-        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+        (Slot::RemainingRequests, Slot::ResetRequests),
+        (Slot::RemainingTokens, Slot::ResetTokens),
     ]
     .into_iter()
-    .filter(|(rem, _)| is_empty_bucket(headers, rem))
-    .filter_map(|(_, reset)| header_parse(headers, reset, parse_go_duration))
+    .filter(|&(rem, _)| is_empty_bucket(headers, present, rem))
+    .filter_map(|(_, reset)| present.parse(headers, reset, parse_go_duration))
     .max()
 }
 
 /// `anthropic-ratelimit-*-reset` for the buckets whose remaining count is 0, measured from `now`.
-pub(crate) fn anthropic_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    const BUCKETS: [(&str, &str); 4] = [
+pub(crate) fn anthropic_reset(
+    headers: &HeaderMap,
+    present: &Present<'_>,
+    now: SystemTime,
+) -> Option<Duration> {
+    const BUCKETS: [(Slot, Slot); 4] = [
         (
-            "anthropic-ratelimit-requests-remaining",
-            "anthropic-ratelimit-requests-reset",
+            Slot::AnthropicRequestsRemaining,
+            Slot::AnthropicRequestsReset,
         ),
-        (
-            "anthropic-ratelimit-tokens-remaining",
-            "anthropic-ratelimit-tokens-reset",
-        ),
-        (
-            "anthropic-ratelimit-input-tokens-remaining",
-            "anthropic-ratelimit-input-tokens-reset",
-        ),
-        (
-            "anthropic-ratelimit-output-tokens-remaining",
-            "anthropic-ratelimit-output-tokens-reset",
-        ),
+        (Slot::AnthropicTokensRemaining, Slot::AnthropicTokensReset),
+        (Slot::AnthropicInputRemaining, Slot::AnthropicInputReset),
+        (Slot::AnthropicOutputRemaining, Slot::AnthropicOutputReset),
     ];
     BUCKETS
         .into_iter()
-        .filter(|(rem, _)| is_empty_bucket(headers, rem))
-        .filter_map(|(_, reset)| header_parse(headers, reset, parse_rfc3339))
+        .filter(|&(rem, _)| is_empty_bucket(headers, present, rem))
+        .filter_map(|(_, reset)| present.parse(headers, reset, parse_rfc3339))
         .map(|at| clamp(at.duration_since(now).unwrap_or(Duration::ZERO)))
         .max()
 }
@@ -598,12 +746,58 @@ mod tests {
 
     #[test]
     fn should_retry_header() {
+        let verdict = |pairs: &[(&str, &str)]| {
+            let h = hm(pairs);
+            should_retry(&h, &Present::scan(&h))
+        };
+        assert_eq!(verdict(&[("x-should-retry", "false")]), Some(false));
+        assert_eq!(verdict(&[("x-should-retry", "TRUE")]), Some(true));
+        assert_eq!(verdict(&[("x-should-retry", "maybe")]), None);
+        // Duplicates: the first usable value wins.
         assert_eq!(
-            should_retry(&hm(&[("x-should-retry", "false")])),
+            verdict(&[("x-should-retry", "maybe"), ("x-should-retry", "false")]),
             Some(false)
         );
-        assert_eq!(should_retry(&hm(&[("x-should-retry", "TRUE")])), Some(true));
-        assert_eq!(should_retry(&hm(&[("x-should-retry", "maybe")])), None);
+    }
+
+    #[test]
+    fn slots_cover_their_names_and_read_as_header_parse_does() {
+        for (i, name) in SLOT_NAMES.iter().enumerate() {
+            let slot = Slot::of(name).unwrap();
+            assert_eq!(slot as usize, i, "{name}");
+            assert_eq!(slot.name(), *name);
+            let anthropic = name.starts_with("anthropic-ratelimit-");
+            assert_eq!(slot.bit() == Present::ANTHROPIC, anthropic, "{name}");
+            assert!(!REQUEST_ID_HEADERS.contains(name), "{name}");
+        }
+        let h = hm(&[("anthropic-ratelimit-requests-limit", "50")]);
+        assert!(Present::scan(&h).has(Present::ANTHROPIC));
+        let h = hm(&[
+            ("retry-after", "  "),
+            ("retry-after", "x"),
+            ("retry-after", " 7 "),
+            ("date", " Mon, 01 Jan 2024 00:00:00 GMT "),
+            ("grpc-message", ""),
+        ]);
+        let p = Present::scan(&h);
+        for slot in [
+            Slot::RetryAfter,
+            Slot::Date,
+            Slot::GrpcMessage,
+            Slot::Pushback,
+        ] {
+            assert_eq!(p.str(&h, slot), header_str(&h, slot.name()), "{slot:?}");
+            let digits = |s: &str| s.parse::<u64>().ok();
+            assert_eq!(
+                p.parse(&h, slot, digits),
+                header_parse(&h, slot.name(), digits),
+                "{slot:?}"
+            );
+        }
+        assert_eq!(
+            p.parse(&h, Slot::RetryAfter, |s| s.parse::<u64>().ok()),
+            Some(7)
+        );
     }
 
     #[test]

@@ -10,24 +10,21 @@
 //! [`code`]: crate::ApiError::code
 //! [`error_type`]: crate::ApiError::error_type
 
+use super::json::{Node, Obj};
 use super::{Fields, MAX_FIELD_CHARS, clean_message, str_field};
 use crate::error::Dialect;
-use serde_json::{Map, Value};
 
-pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
-    if o.get("type").and_then(Value::as_str) != Some("error") {
+pub(super) fn read(o: &Obj<'_>, f: &mut Fields) -> bool {
+    if o.get("type").and_then(Node::as_str) != Some("error") {
         return false;
     }
-    let Some(Value::Object(err)) = o.get("error") else {
+    let Some(Node::Object(err)) = o.get("error") else {
         return false;
     };
     f.dialect = Some(Dialect::Anthropic);
     f.error_type = str_field(err, "type", MAX_FIELD_CHARS);
     f.code = f.error_type.clone();
-    f.message = err
-        .get("message")
-        .and_then(Value::as_str)
-        .map(clean_message);
+    f.message = err.get("message").and_then(Node::as_str).map(clean_message);
     f.request_id = str_field(o, "request_id", MAX_FIELD_CHARS);
     true
 }

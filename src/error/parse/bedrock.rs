@@ -10,14 +10,14 @@
 //! `x-amzn-RequestId`, read with the other request-id headers.
 
 use super::{Fields, MAX_FIELD_CHARS, clean};
-use crate::error::hints::header_str;
+use crate::error::hints::{Present, Slot};
 use http::HeaderMap;
 
-pub(super) fn read(headers: &HeaderMap, f: &mut Fields) {
+pub(super) fn read(headers: &HeaderMap, present: &Present<'_>, f: &mut Fields) {
     if f.code.is_some() {
         return;
     }
-    let Some(v) = header_str(headers, "x-amzn-errortype") else {
+    let Some(v) = present.str(headers, Slot::AmznErrorType) else {
         return;
     };
     let name = v.split(':').next().unwrap_or(v).trim();

@@ -277,7 +277,7 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
     if ev.status == Some(400) && says_bad_key(&lower) {
         return K::Authentication;
     }
-    if ev.status.is_none_or(|s| s >= 500) && lower.has("overloaded") {
+    if ev.status.is_none_or(|s| s >= 500) && lower.has_any(&OVERLOADED) {
         return K::Overloaded;
     }
     status_kind.or(generic).unwrap_or(K::Unknown)
@@ -285,37 +285,24 @@ pub(crate) fn classify(ev: &Evidence<'_>) -> ErrorKind {
 
 /// A text searched ASCII-case-insensitively for lowercase needles, without copying it. Messages
 /// are short and bounded, so one plain pass that tries the needles starting with each byte beats
-/// a SIMD searcher set up per needle.
+/// a SIMD searcher set up per needle (or an automaton built for so few, so short texts).
 struct Lower<'a>(&'a [u8]);
 
-impl<'a> Lower<'a> {
-    fn new(s: &'a str) -> Lower<'a> {
+impl Lower<'_> {
+    fn new(s: &str) -> Lower<'_> {
         Lower(s.as_bytes())
     }
 
-    /// Whether any of `needles` (lowercase ASCII, non-empty) occurs.
-    fn has_any(&self, needles: &[&str]) -> bool {
+    /// Whether any needle of `set` occurs.
+    fn has_any(&self, set: &Phrases) -> bool {
         let hay = self.0;
-        if needles.len() > 32 {
-            return self.has_any_slow(needles);
-        }
-        // For each ASCII byte, the needles that start with it (one bit each), so a position
-        // costs one table look-up and only the needles that can match there are compared.
-        let mut starts = [0u32; 128];
-        for (k, n) in needles.iter().enumerate() {
-            if let Some(&b) = n.as_bytes().first().filter(|b| b.is_ascii()) {
-                starts[usize::from(b)] |= 1 << k;
-            }
-        }
-        for (i, &b) in hay.iter().enumerate() {
-            let Some(&mask) = starts.get(usize::from(b.to_ascii_lowercase())) else {
-                continue;
-            };
-            let mut mask = mask;
+        // Every needle has at least two bytes, so a match starts before the last byte.
+        for (i, pair) in hay.windows(2).enumerate() {
+            let mut mask = set.firsts[usize::from(pair[0])] & set.seconds[usize::from(pair[1])];
             while mask != 0 {
                 let k = mask.trailing_zeros() as usize;
                 mask &= mask - 1;
-                let n = needles[k].as_bytes();
+                let n = set.needles[k].as_bytes();
                 if hay
                     .get(i..i + n.len())
                     .is_some_and(|w| w.eq_ignore_ascii_case(n))
@@ -326,106 +313,109 @@ impl<'a> Lower<'a> {
         }
         false
     }
-
-    /// [`Lower::has_any`] for long needle lists.
-    fn has_any_slow(&self, needles: &[&str]) -> bool {
-        let hay = self.0;
-        // The needles' first bytes as a bit set, so most positions cost one test.
-        let firsts = needles
-            .iter()
-            .filter_map(|n| n.as_bytes().first())
-            .filter(|b| b.is_ascii())
-            .fold(0u128, |m, &b| m | 1 << b);
-        (0..hay.len()).any(|i| {
-            let b = hay[i].to_ascii_lowercase();
-            if !b.is_ascii() || firsts & (1 << b) == 0 {
-                return false;
-            }
-            needles.iter().any(|n| {
-                let n = n.as_bytes();
-                n.first() == Some(&b)
-                    && hay
-                        .get(i..i + n.len())
-                        .is_some_and(|w| w.eq_ignore_ascii_case(n))
-            })
-        })
-    }
-
-    /// Whether `needle` (lowercase ASCII) occurs.
-    fn has(&self, needle: &str) -> bool {
-        self.has_any(&[needle])
-    }
 }
 
-fn any_ci(hay: &Lower<'_>, needles: &[&str]) -> bool {
-    hay.has_any(needles)
+/// A set of lowercase ASCII phrases (at least two bytes each) with two tables built at compile
+/// time: for each byte, the phrases whose first (`firsts`) or second (`seconds`) byte it is, in
+/// either case, one bit per phrase. A position of the text then costs two look-ups and an AND,
+/// and only the phrases whose first two bytes both fit are compared.
+struct Phrases {
+    needles: &'static [&'static str],
+    firsts: [u32; 256],
+    seconds: [u32; 256],
+}
+
+impl Phrases {
+    const fn new(needles: &'static [&'static str]) -> Phrases {
+        assert!(needles.len() <= 32, "one bit per needle");
+        let mut firsts = [0u32; 256];
+        let mut seconds = [0u32; 256];
+        let mut k = 0;
+        while k < needles.len() {
+            let b = needles[k].as_bytes();
+            assert!(b.len() >= 2);
+            let (b0, b1) = (b[0], b[1]);
+            assert!(b0.is_ascii() && !b0.is_ascii_uppercase());
+            assert!(b1.is_ascii() && !b1.is_ascii_uppercase());
+            firsts[b0 as usize] |= 1 << k;
+            firsts[b0.to_ascii_uppercase() as usize] |= 1 << k;
+            seconds[b1 as usize] |= 1 << k;
+            seconds[b1.to_ascii_uppercase() as usize] |= 1 << k;
+            k += 1;
+        }
+        Phrases {
+            needles,
+            firsts,
+            seconds,
+        }
+    }
 }
 
 /// Quota, billing, credits, spend limits: waiting a few seconds will not help.
-fn speaks_of_quota(s: &Lower<'_>) -> bool {
-    any_ci(
-        s,
-        &[
-            "quota",
-            "billing",
-            "credit",
-            "spend limit",
-            "spending limit",
-            "spend_limit",
-            "insufficient funds",
-            "insufficient balance",
-        ],
-    )
-}
+const QUOTA: Phrases = Phrases::new(&[
+    "quota",
+    "billing",
+    "credit",
+    "spend limit",
+    "spending limit",
+    "spend_limit",
+    "insufficient funds",
+    "insufficient balance",
+]);
 
 /// The prompt does not fit the model's window.
-fn says_context_length(s: &Lower<'_>) -> bool {
-    any_ci(
-        s,
-        &[
-            "context length",
-            "context_length",
-            "context window",
-            "prompt is too long",
-            "prompt too long",
-            "input is too long",
-            "maximum input length",
-            "too many input tokens",
-            "exceeds the maximum number of tokens",
-        ],
-    )
-}
+const CONTEXT_LENGTH: Phrases = Phrases::new(&[
+    "context length",
+    "context_length",
+    "context window",
+    "prompt is too long",
+    "prompt too long",
+    "input is too long",
+    "maximum input length",
+    "too many input tokens",
+    "exceeds the maximum number of tokens",
+]);
 
 /// A moderation system refused the content.
-fn says_moderation(s: &Lower<'_>) -> bool {
-    any_ci(
-        s,
-        &[
-            "content management policy",
-            "content policy",
-            "content filter",
-            "moderation",
-            "flagged",
-            "safety system",
-        ],
-    )
+const MODERATION: Phrases = Phrases::new(&[
+    "content management policy",
+    "content policy",
+    "content filter",
+    "moderation",
+    "flagged",
+    "safety system",
+]);
+
+/// An API key complaint: a key word ...
+const API_KEY: Phrases = Phrases::new(&["api key", "api_key", "apikey"]);
+
+/// ... and a word saying what is wrong with it.
+const KEY_PROBLEM: Phrases = Phrases::new(&[
+    "invalid",
+    "incorrect",
+    "missing",
+    "not valid",
+    "expired",
+    "revoked",
+    "required",
+]);
+
+const OVERLOADED: Phrases = Phrases::new(&["overloaded"]);
+
+fn speaks_of_quota(s: &Lower<'_>) -> bool {
+    s.has_any(&QUOTA)
 }
 
-/// An API key complaint.
+fn says_context_length(s: &Lower<'_>) -> bool {
+    s.has_any(&CONTEXT_LENGTH)
+}
+
+fn says_moderation(s: &Lower<'_>) -> bool {
+    s.has_any(&MODERATION)
+}
+
 fn says_bad_key(s: &Lower<'_>) -> bool {
-    any_ci(s, &["api key", "api_key", "apikey"])
-        && any_ci(
-            s,
-            &[
-                "invalid",
-                "incorrect",
-                "missing",
-                "not valid",
-                "expired",
-                "revoked",
-                "required",
-            ],
-        )
+    s.has_any(&API_KEY) && s.has_any(&KEY_PROBLEM)
 }
 
 #[cfg(test)]
@@ -506,6 +496,32 @@ mod tests {
             K::Overloaded
         );
         assert_eq!(classify(&ev(Some(500), None, "flagged")), K::ServerError);
+    }
+
+    #[test]
+    fn phrases_match_in_any_case_and_anywhere() {
+        for set in [
+            &QUOTA,
+            &CONTEXT_LENGTH,
+            &MODERATION,
+            &API_KEY,
+            &KEY_PROBLEM,
+            &OVERLOADED,
+        ] {
+            for n in set.needles {
+                for text in [
+                    n.to_string(),
+                    n.to_ascii_uppercase(),
+                    format!("ünï {} end", n.to_ascii_uppercase()),
+                ] {
+                    assert!(Lower::new(&text).has_any(set), "{text}");
+                }
+                // A needle cut short at the end of the text does not match.
+                let cut = &n[..n.len() - 1];
+                assert!(!Lower::new(&format!("xx {cut}")).has_any(set) || n.len() < 2);
+            }
+        }
+        assert!(!Lower::new("nothing to see").has_any(&QUOTA));
     }
 
     #[test]

@@ -9,31 +9,28 @@
 //! `details.field` becomes [`param`](crate::ApiError::param), `details.issue` becomes
 //! [`detail`](crate::ApiError::detail), `meta.timestamp` is kept as sent.
 
+use super::json::{Node, Obj};
 use super::{Fields, MAX_FIELD_CHARS, clean_message, code_field, str_field};
 use crate::error::Dialect;
-use serde_json::{Map, Value};
 
-pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
-    let Some(Value::Object(err)) = o.get("error") else {
+pub(super) fn read(o: &Obj<'_>, f: &mut Fields) -> bool {
+    let Some(Node::Object(err)) = o.get("error") else {
         return false;
     };
-    let marked = o.get("success") == Some(&Value::Bool(false))
-        || matches!(o.get("meta"), Some(Value::Object(_)))
-        || matches!(err.get("details"), Some(Value::Object(_)));
+    let marked = o.get("success") == Some(&Node::Bool(false))
+        || matches!(o.get("meta"), Some(Node::Object(_)))
+        || matches!(err.get("details"), Some(Node::Object(_)));
     if !marked {
         return false;
     }
     f.dialect = Some(Dialect::Envelope);
     f.code = code_field(err, "code");
-    f.message = err
-        .get("message")
-        .and_then(Value::as_str)
-        .map(clean_message);
-    if let Some(Value::Object(d)) = err.get("details") {
+    f.message = err.get("message").and_then(Node::as_str).map(clean_message);
+    if let Some(Node::Object(d)) = err.get("details") {
         f.param = str_field(d, "field", MAX_FIELD_CHARS);
-        f.detail = d.get("issue").and_then(Value::as_str).map(clean_message);
+        f.detail = d.get("issue").and_then(Node::as_str).map(clean_message);
     }
-    if let Some(Value::Object(m)) = o.get("meta") {
+    if let Some(Node::Object(m)) = o.get("meta") {
         f.request_id = str_field(m, "request_id", MAX_FIELD_CHARS);
         f.timestamp = str_field(m, "timestamp", MAX_FIELD_CHARS);
     }

@@ -20,19 +20,19 @@
 //! Apart from the `object: "error"` form these shapes are too loose to mean "error" on their own,
 //! so they only count when the HTTP status already says it is one.
 
+use super::json::{Node, Obj};
 use super::{Fields, MAX_FIELD_CHARS, clean, clean_message, code_field, status_field, str_field};
-use serde_json::{Map, Value};
 
-pub(super) fn read(o: &Map<String, Value>, f: &mut Fields, http_error: bool) -> bool {
-    let marked = o.get("object").and_then(Value::as_str) == Some("error")
-        || (o.get("type").and_then(Value::as_str) == Some("error")
-            && o.get("message").is_some_and(Value::is_string));
+pub(super) fn read(o: &Obj<'_>, f: &mut Fields, http_error: bool) -> bool {
+    let marked = o.get("object").and_then(Node::as_str) == Some("error")
+        || (o.get("type").and_then(Node::as_str) == Some("error")
+            && o.get("message").is_some_and(Node::is_string));
     if !marked && !http_error {
         return false;
     }
     let message = match o.get("message").or_else(|| o.get("Message")) {
-        Some(Value::String(s)) => Some(clean_message(s)),
-        Some(Value::Object(m)) => detail_message(m),
+        Some(Node::String(s)) => Some(clean_message(s)),
+        Some(Node::Object(m)) => detail_message(m),
         _ => None,
     };
     if marked {
@@ -47,7 +47,7 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields, http_error: bool) -> 
         f.message = Some(m);
         f.status = status_field(o, "statusCode");
         f.request_id = str_field(o, "request_id", MAX_FIELD_CHARS);
-        if let Some(t) = o.get("__type").and_then(Value::as_str) {
+        if let Some(t) = o.get("__type").and_then(Node::as_str) {
             // "com.amazon.coral.service#ThrottlingException" -> "ThrottlingException"
             let t = t.rsplit('#').next().unwrap_or(t);
             f.code = Some(clean(t, MAX_FIELD_CHARS));
@@ -55,23 +55,23 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields, http_error: bool) -> 
         return true;
     }
     match o.get("detail") {
-        Some(Value::String(s)) if !s.trim().is_empty() => {
+        Some(Node::String(s)) if !s.trim().is_empty() => {
             f.message = Some(clean_message(s));
             true
         }
-        Some(Value::Array(items)) => {
-            let first = items.first().and_then(Value::as_object);
+        Some(Node::Array(items)) => {
+            let first = items.first().and_then(Node::as_object);
             f.message = first
                 .and_then(|i| i.get("msg"))
-                .and_then(Value::as_str)
+                .and_then(Node::as_str)
                 .map(clean_message);
             f.param = first
                 .and_then(|i| i.get("loc"))
-                .and_then(Value::as_array)
+                .and_then(Node::as_array)
                 .and_then(|l| l.last())
                 .and_then(|l| match l {
-                    Value::String(s) => Some(clean(s, MAX_FIELD_CHARS)),
-                    Value::Number(n) => Some(n.to_string()),
+                    Node::String(s) => Some(clean(s, MAX_FIELD_CHARS)),
+                    Node::Number(n) => Some(super::number_text(n)),
                     _ => None,
                 });
             f.error_type = first.and_then(|i| str_field(i, "type", MAX_FIELD_CHARS));
@@ -82,13 +82,13 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields, http_error: bool) -> 
 }
 
 /// The first `msg` of a FastAPI `{"detail": [{"msg": ...}]}` object (or a `detail` string).
-fn detail_message(m: &Map<String, Value>) -> Option<String> {
+fn detail_message(m: &Obj<'_>) -> Option<String> {
     match m.get("detail")? {
-        Value::String(s) => Some(clean_message(s)),
-        Value::Array(items) => items
+        Node::String(s) => Some(clean_message(s)),
+        Node::Array(items) => items
             .first()?
             .get("msg")
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .map(clean_message),
         _ => None,
     }

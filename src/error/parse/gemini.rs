@@ -18,46 +18,42 @@
 //! Vertex AI sometimes sends the same object wrapped in a one-element JSON array; the caller
 //! unwraps it. The status string is the error type; the numeric code is the code, as text.
 
+use super::json::{Node, Obj};
 use super::{Fields, MAX_DETAIL_CHARS, MAX_FIELD_CHARS, clean, clean_message, code_field};
 use crate::error::{ErrorKind, hints};
-use serde_json::{Map, Value};
 
-pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
-    let Some(Value::Object(err)) = o.get("error") else {
+pub(super) fn read(o: &Obj<'_>, f: &mut Fields) -> bool {
+    let Some(Node::Object(err)) = o.get("error") else {
         return false;
     };
-    let (Some(Value::String(status)), Some(Value::Number(_))) =
-        (err.get("status"), err.get("code"))
+    let (Some(Node::String(status)), Some(Node::Number(_))) = (err.get("status"), err.get("code"))
     else {
         return false;
     };
     f.code = code_field(err, "code");
     f.status = super::status_field(err, "code");
     f.error_type = Some(clean(status, MAX_FIELD_CHARS));
-    f.message = err
-        .get("message")
-        .and_then(Value::as_str)
-        .map(clean_message);
+    f.message = err.get("message").and_then(Node::as_str).map(clean_message);
     let mut quota = Vec::new();
-    if let Some(Value::Array(details)) = err.get("details") {
-        for d in details.iter().take(16).filter_map(Value::as_object) {
-            let ty = d.get("@type").and_then(Value::as_str).unwrap_or_default();
+    if let Some(Node::Array(details)) = err.get("details") {
+        for d in details.iter().take(16).filter_map(Node::as_object) {
+            let ty = d.get("@type").and_then(Node::as_str).unwrap_or_default();
             if ty.ends_with("google.rpc.RetryInfo") {
                 f.retry_delay = d
                     .get("retryDelay")
-                    .and_then(Value::as_str)
+                    .and_then(Node::as_str)
                     .and_then(hints::parse_proto_duration);
             } else if ty.ends_with("google.rpc.ErrorInfo") {
-                if let Some(r) = d.get("reason").and_then(Value::as_str) {
+                if let Some(r) = d.get("reason").and_then(Node::as_str) {
                     f.extra_codes.push(clean(r, MAX_FIELD_CHARS));
                 }
             } else if ty.ends_with("google.rpc.QuotaFailure") {
-                let violations = d.get("violations").and_then(Value::as_array);
+                let violations = d.get("violations").and_then(Node::as_array);
                 for v in violations.into_iter().flatten().take(4) {
                     let id = v
                         .get("quotaId")
                         .or_else(|| v.get("quotaMetric"))
-                        .and_then(Value::as_str);
+                        .and_then(Node::as_str);
                     if let Some(id) = id {
                         quota.push(id);
                     }
@@ -65,10 +61,10 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
             } else if ty.ends_with("google.rpc.BadRequest") && f.param.is_none() {
                 f.param = d
                     .get("fieldViolations")
-                    .and_then(Value::as_array)
+                    .and_then(Node::as_array)
                     .and_then(|v| v.first())
                     .and_then(|v| v.get("field"))
-                    .and_then(Value::as_str)
+                    .and_then(Node::as_str)
                     .map(|s| clean(s, MAX_FIELD_CHARS));
             }
         }

@@ -13,12 +13,12 @@
 //! one, is preferred; the headers then only fill what it left out.
 
 use super::{Fields, MAX_FIELD_CHARS, clean, clean_message, codes};
-use crate::error::hints::{header_parse, header_str};
+use crate::error::hints::{Present, Slot};
 use http::HeaderMap;
 
 /// Reads the gRPC status headers; `true` when they report an error.
-pub(super) fn read(headers: &HeaderMap, f: &mut Fields) -> bool {
-    let Some(code) = header_parse(headers, "grpc-status", |s| s.parse::<u32>().ok()) else {
+pub(super) fn read(headers: &HeaderMap, present: &Present<'_>, f: &mut Fields) -> bool {
+    let Some(code) = present.parse(headers, Slot::GrpcStatus, |s| s.parse::<u32>().ok()) else {
         return false;
     };
     if code == 0 {
@@ -32,7 +32,7 @@ pub(super) fn read(headers: &HeaderMap, f: &mut Fields) -> bool {
         f.error_type = Some(clean(name, MAX_FIELD_CHARS));
     }
     if f.message.is_none() {
-        f.message = header_str(headers, "grpc-message").map(|m| {
+        f.message = present.str(headers, Slot::GrpcMessage).map(|m| {
             let decoded = percent_encoding::percent_decode_str(m).decode_utf8_lossy();
             clean_message(&decoded)
         });

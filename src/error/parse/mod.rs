@@ -1,8 +1,9 @@
 //! Reading an error out of a response, whatever dialect it is in.
 //!
-//! One pass: the body prefix is parsed once with `serde_json` into a `Value`, the shape is
-//! detected from its keys, one reader per shape (one file each) collects the fields, and
-//! [`codes`] decides the kind. Header-borne shapes (gRPC Trailers-Only, the AWS error-type
+//! One pass: the body prefix is parsed once with `serde_json` into a [`json::Node`] (a tree
+//! that borrows its strings from the body and reads exactly what a `Value` would; see [`json`]
+//! for why and how), the shape is detected from its keys, one reader per shape (one file each)
+//! collects the fields, and [`codes`] decides the kind. Header-borne shapes (gRPC Trailers-Only, the AWS error-type
 //! header) and non-JSON bodies have their own readers.
 //!
 //! Shapes are tried in this order, first match wins:
@@ -40,13 +41,15 @@ mod envelope;
 mod flat;
 mod gemini;
 mod grpc;
+pub(crate) mod json;
 mod openai;
 mod plain;
 mod text;
 
 use super::{ApiError, Dialect, ErrorKind, ParseOptions, api_error::Inner, hints, secret};
 use http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value};
+use json::{Node, Obj, Parsed};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Longest message we keep, in characters.
@@ -85,20 +88,27 @@ pub(crate) fn from_response(
     let body = &body[..body.len().min(options.get_max_body_bytes())];
     let http_error = status.as_u16() >= 400;
     let mut f = Fields::default();
-    let json: Option<Value> = if looks_like_json(body) {
-        serde_json::from_slice(body).ok()
-    } else {
-        None
+    let fallback: Option<Value>;
+    let json: Option<Node<'_>> = match looks_like_json(body) {
+        false => None,
+        true => match json::parse(body) {
+            Parsed::Tree(n) => Some(n),
+            Parsed::Invalid => None,
+            Parsed::UseValue => {
+                fallback = serde_json::from_slice(body).ok();
+                fallback.as_ref().map(Node::from_value)
+            }
+        },
     };
     let mut found = json
         .as_ref()
         .is_some_and(|v| read_json(v, &mut f, http_error));
     let present = hints::Present::scan(headers);
     if present.has(hints::Present::GRPC_STATUS) {
-        found |= grpc::read(headers, &mut f);
+        found |= grpc::read(headers, &present, &mut f);
     }
     if present.has(hints::Present::AMZN_ERROR_TYPE) {
-        bedrock::read(headers, &mut f);
+        bedrock::read(headers, &present, &mut f);
     }
     if !http_error && !found {
         return None;
@@ -140,7 +150,15 @@ pub(crate) fn from_response(
 #[allow(dead_code)] // used by the SSE inspector
 pub(crate) fn from_json_in_band(body: &[u8]) -> Option<ApiError> {
     let body = &body[..body.len().min(ParseOptions::DEFAULT_MAX_BODY_BYTES)];
-    let value: Value = serde_json::from_slice(body).ok()?;
+    let fallback: Option<Value>;
+    let value = match json::parse(body) {
+        Parsed::Tree(n) => n,
+        Parsed::Invalid => return None,
+        Parsed::UseValue => {
+            fallback = serde_json::from_slice(body).ok();
+            Node::from_value(fallback.as_ref()?)
+        }
+    };
     let mut f = Fields::default();
     if !read_json(&value, &mut f, false) {
         return None;
@@ -169,12 +187,12 @@ fn looks_like_json(body: &[u8]) -> bool {
 
 /// Detects the shape and reads it. `http_error`: whether the response status is already an
 /// error, which lets the looser shapes (a bare `{"message"}`) count as error documents.
-fn read_json(v: &Value, f: &mut Fields, http_error: bool) -> bool {
+fn read_json(v: &Node<'_>, f: &mut Fields, http_error: bool) -> bool {
     let obj = match v {
-        Value::Object(o) => o,
+        Node::Object(o) => o,
         // Vertex wraps the error object in a one-element array.
-        Value::Array(a) => match a.first() {
-            Some(Value::Object(o)) if o.contains_key("error") => o,
+        Node::Array(a) => match a.first() {
+            Some(Node::Object(o)) if o.contains_key("error") => o,
             _ => return false,
         },
         _ => return false,
@@ -231,27 +249,37 @@ fn finish(f: Fields, status: Option<StatusCode>) -> Inner {
 // ---- small helpers shared by the shape readers ----
 
 /// A non-empty string field, cleaned and bounded to `max` characters.
-pub(crate) fn str_field(o: &Map<String, Value>, key: &str, max: usize) -> Option<String> {
+pub(crate) fn str_field(o: &Obj<'_>, key: &str, max: usize) -> Option<String> {
     match o.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(clean(s, max)),
+        Node::String(s) if !s.trim().is_empty() => Some(clean(s, max)),
         _ => None,
     }
 }
 
 /// A code: a non-empty string, or a number given as decimal text (seed 004, vLLM, Gemini).
-pub(crate) fn code_field(o: &Map<String, Value>, key: &str) -> Option<String> {
+pub(crate) fn code_field(o: &Obj<'_>, key: &str) -> Option<String> {
     match o.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(clean(s, MAX_FIELD_CHARS)),
-        Value::Number(n) => Some(n.to_string()),
+        Node::String(s) if !s.trim().is_empty() => Some(clean(s, MAX_FIELD_CHARS)),
+        Node::Number(n) => Some(number_text(n)),
         _ => None,
     }
 }
 
+/// A JSON number as decimal text, exactly as `serde_json` prints it. Integers (nearly every
+/// code) take the integer `to_string`, which skips the formatting machinery.
+pub(crate) fn number_text(n: &serde_json::Number) -> String {
+    match (n.as_u64(), n.as_i64()) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(i)) => i.to_string(),
+        (None, None) => n.to_string(),
+    }
+}
+
 /// A status-like number (a JSON number or a numeric string) in 100..=599.
-pub(crate) fn status_field(o: &Map<String, Value>, key: &str) -> Option<u16> {
+pub(crate) fn status_field(o: &Obj<'_>, key: &str) -> Option<u16> {
     let n = match o.get(key)? {
-        Value::Number(n) => n.as_u64()?,
-        Value::String(s) => s.trim().parse::<u64>().ok()?,
+        Node::Number(n) => n.as_u64()?,
+        Node::String(s) => s.trim().parse::<u64>().ok()?,
         _ => return None,
     };
     u16::try_from(n).ok().filter(|n| (100..=599).contains(n))

@@ -23,25 +23,22 @@
 //!   map from category to `{"filtered": bool, "severity": ...}`; any `filtered: true` makes it
 //!   `ContentFiltered`. Dialect [`OpenAi`](Dialect::OpenAi).
 
+use super::json::{Node, Obj};
 use super::{
     Fields, MAX_DETAIL_CHARS, MAX_FIELD_CHARS, clean, clean_message, code_field, status_field,
     str_field,
 };
 use crate::error::{Dialect, ErrorKind};
-use serde_json::{Map, Value};
 
-pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
-    let Some(Value::Object(err)) = o.get("error") else {
+pub(super) fn read(o: &Obj<'_>, f: &mut Fields) -> bool {
+    let Some(Node::Object(err)) = o.get("error") else {
         return false;
     };
-    f.message = err
-        .get("message")
-        .and_then(Value::as_str)
-        .map(clean_message);
+    f.message = err.get("message").and_then(Node::as_str).map(clean_message);
     f.code = code_field(err, "code");
     f.error_type = str_field(err, "type", MAX_FIELD_CHARS);
     f.param = str_field(err, "param", MAX_FIELD_CHARS);
-    let numeric_code = matches!(err.get("code"), Some(Value::Number(_)));
+    let numeric_code = matches!(err.get("code"), Some(Node::Number(_)));
     f.dialect = Some(if numeric_code {
         f.status = status_field(err, "code");
         Dialect::Infron
@@ -63,7 +60,7 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
     if numeric_code && f.status == Some(403) && !precise_type {
         f.kind = Some(ErrorKind::ContentFiltered);
     }
-    if let Some(Value::Object(meta)) = err.get("metadata") {
+    if let Some(Node::Object(meta)) = err.get("metadata") {
         openrouter_metadata(meta, f);
     }
     azure(err, f);
@@ -71,10 +68,10 @@ pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
 }
 
 /// Infuzu's variant: exactly a lower_snake string `code` and a `message`, nothing else.
-fn is_infuzu(err: &Map<String, Value>) -> bool {
+fn is_infuzu(err: &Obj<'_>) -> bool {
     err.len() == 2
         && err.contains_key("message")
-        && err.get("code").and_then(Value::as_str).is_some_and(|c| {
+        && err.get("code").and_then(Node::as_str).is_some_and(|c| {
             !c.is_empty()
                 && c.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -82,16 +79,17 @@ fn is_infuzu(err: &Map<String, Value>) -> bool {
 }
 
 /// OpenRouter's `metadata`: the provider's raw error, or the moderation verdict.
-fn openrouter_metadata(meta: &Map<String, Value>, f: &mut Fields) {
-    let provider = meta.get("provider_name").and_then(Value::as_str);
+fn openrouter_metadata(meta: &Obj<'_>, f: &mut Fields) {
+    let provider = meta.get("provider_name").and_then(Node::as_str);
     let raw = match meta.get("raw") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(Node::String(s)) => Some(s.to_string()),
+        // Printed as `serde_json` prints the object (see `json::Node::to_value`).
+        Some(v @ Node::Object(_)) => Some(v.to_value().to_string()),
         _ => None,
     };
-    if let Some(Value::Array(reasons)) = meta.get("reasons") {
+    if let Some(Node::Array(reasons)) = meta.get("reasons") {
         f.kind = Some(ErrorKind::ContentFiltered);
-        let list: Vec<&str> = reasons.iter().take(8).filter_map(Value::as_str).collect();
+        let list: Vec<&str> = reasons.iter().take(8).filter_map(Node::as_str).collect();
         f.provider_detail = Some(clean(
             &format!(
                 "moderation ({}): {}",
@@ -114,9 +112,9 @@ fn openrouter_metadata(meta: &Map<String, Value>, f: &mut Fields) {
 }
 
 /// Azure OpenAI's `innererror` and content filter results.
-fn azure(err: &Map<String, Value>, f: &mut Fields) {
-    let inner = err.get("innererror").and_then(Value::as_object);
-    if let Some(code) = inner.and_then(|i| i.get("code")).and_then(Value::as_str) {
+fn azure(err: &Obj<'_>, f: &mut Fields) {
+    let inner = err.get("innererror").and_then(Node::as_object);
+    if let Some(code) = inner.and_then(|i| i.get("code")).and_then(Node::as_str) {
         f.extra_codes.push(clean(code, MAX_FIELD_CHARS));
     }
     let results = inner
@@ -126,18 +124,18 @@ fn azure(err: &Map<String, Value>, f: &mut Fields) {
         })
         .or_else(|| err.get("content_filter_results"))
         .or_else(|| err.get("content_filter_result"))
-        .and_then(Value::as_object);
+        .and_then(Node::as_object);
     let Some(results) = results else {
         return;
     };
     let filtered: Vec<String> = results
-        .iter()
+        .iter_map_order()
         .filter_map(|(cat, r)| {
             let r = r.as_object()?;
-            (r.get("filtered") == Some(&Value::Bool(true))).then(|| {
-                match r.get("severity").and_then(Value::as_str) {
+            (r.get("filtered") == Some(&Node::Bool(true))).then(|| {
+                match r.get("severity").and_then(Node::as_str) {
                     Some(sev) => format!("{cat}({sev})"),
-                    None => cat.clone(),
+                    None => cat.to_owned(),
                 }
             })
         })

@@ -11,11 +11,11 @@
 //!
 //! None of them identifies one of our [`Dialect`](crate::Dialect)s.
 
+use super::json::{Node, Obj};
 use super::{Fields, MAX_FIELD_CHARS, clean_message, str_field};
-use serde_json::{Map, Value};
 
-pub(super) fn read(o: &Map<String, Value>, f: &mut Fields) -> bool {
-    let Some(Value::String(msg)) = o.get("error") else {
+pub(super) fn read(o: &Obj<'_>, f: &mut Fields) -> bool {
+    let Some(Node::String(msg)) = o.get("error") else {
         return false;
     };
     if msg.trim().is_empty() {

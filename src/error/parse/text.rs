@@ -13,18 +13,20 @@ use http::StatusCode;
 pub(crate) const MAX_SUMMARY_CHARS: usize = 160;
 
 pub(super) fn summary(status: StatusCode, body: &[u8]) -> String {
-    let status_line = format!(
-        "HTTP {} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("error")
-    );
+    let status_line = || {
+        format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("error")
+        )
+    };
     let text = String::from_utf8_lossy(body);
     let text = text.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
-        return status_line;
+        return status_line();
     }
     if text.starts_with(['{', '[']) {
-        return format!("{status_line} (the error body is not valid JSON)");
+        return format!("{} (the error body is not valid JSON)", status_line());
     }
     let found = if text.starts_with('<') {
         html_title(text).or_else(|| first_text_run(text))
@@ -36,7 +38,7 @@ pub(super) fn summary(status: StatusCode, body: &[u8]) -> String {
     };
     match found {
         Some(s) if !s.is_empty() => clean(&s, MAX_SUMMARY_CHARS),
-        _ => status_line,
+        _ => status_line(),
     }
 }
 
@@ -74,8 +76,16 @@ fn first_text_run(html: &str) -> Option<String> {
     (!t.is_empty()).then_some(t)
 }
 
+/// The words of `s` joined by single spaces (one pass, one allocation).
 fn squash(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 fn starts_ci(hay: &str, needle: &str) -> bool {
@@ -84,12 +94,11 @@ fn starts_ci(hay: &str, needle: &str) -> bool {
         .is_some_and(|h| h.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
-/// Byte offset of `needle` (ASCII) in `hay`, case-insensitively.
+/// Byte offset of `needle` (ASCII, starting with `<`) in `hay`, case-insensitively. `memchr`
+/// finds each `<` and only there is the rest compared.
 fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    let n = needle.as_bytes();
-    hay.as_bytes()
-        .windows(n.len())
-        .position(|w| w.eq_ignore_ascii_case(n))
+    debug_assert!(needle.starts_with('<'));
+    memchr::memchr_iter(b'<', hay.as_bytes()).find(|&i| starts_ci(&hay[i..], needle))
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
