@@ -43,6 +43,7 @@ struct State {
 impl State {
     /// Inspects one chunk; returns how many bytes of it to pass on and the error that follows
     /// them, if the body must fail.
+    #[inline]
     fn inspect(&mut self, chunk: &[u8]) -> Option<(usize, BoxError)> {
         let stop = self.inspector.feed(chunk);
         if stop.is_none() && !self.inspector.has_content_filter() {

@@ -317,11 +317,16 @@ impl RunScan {
     /// Whether `run` (which starts at a line start) could hold a suspect event or a bare JSON
     /// document.
     pub(crate) fn is_suspect(&self, run: &[u8]) -> bool {
-        matches!(run.first(), Some(b'{' | b'['))
-            || match self {
-                RunScan::Packed(packed) => packed.find(run).is_some(),
-                RunScan::Automaton(automaton) => automaton.is_match(run),
-            }
+        matches!(run.first(), Some(b'{' | b'[')) || self.finds(run)
+    }
+
+    /// Whether any pattern occurs in `hay`. As a prefilter for one `data` value: when none
+    /// does, [`data_is_suspect`] is false without its two `memmem` searches.
+    pub(crate) fn finds(&self, hay: &[u8]) -> bool {
+        match self {
+            RunScan::Packed(packed) => packed.find(hay).is_some(),
+            RunScan::Automaton(automaton) => automaton.is_match(hay),
+        }
     }
 }
 
@@ -367,6 +372,9 @@ pub(crate) fn reason_is_suspect(hay: &[u8], after: usize) -> bool {
 
 /// The whole cheap scan on one `data` value: could this event be an error or a filtered end?
 pub(crate) fn data_is_suspect(value: &[u8]) -> bool {
+    if !RUN_SCAN.finds(value) {
+        return false;
+    }
     let n = &*NEEDLES;
     if n.error.find(value).is_some() {
         return true;

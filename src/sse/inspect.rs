@@ -215,6 +215,7 @@ impl Inspector {
     }
 
     /// Scans one chunk. Returns where and why to stop, if the stream must stop.
+    #[inline]
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<Stop> {
         if self.done {
             return None;
@@ -225,12 +226,18 @@ impl Inspector {
                 && !self.skip_lf
                 && chunk.len() < 16
                 && self.carry.len() - start + chunk.len() <= self.max_line
-                && !chunk.iter().any(|&b| b == b'\n' || b == b'\r')
+                && !small_has_line_end(chunk)
             {
                 self.carry.extend_from_slice(chunk);
                 return None;
             }
         }
+        self.feed_chunk(chunk)
+    }
+
+    /// [`Inspector::feed`] past the tiny-chunk case.
+    #[inline(never)]
+    fn feed_chunk(&mut self, chunk: &[u8]) -> Option<Stop> {
         let stop = if chunk.len() >= FAST_MIN {
             self.feed_fast(chunk)
         } else {
@@ -428,12 +435,18 @@ impl Inspector {
             }
             pos = self.after_line_end(chunk, line_end);
             let line = &chunk[line_start..line_end];
-            // The cheap scan, with matches cached across lines of this chunk.
+            // The cheap scan, with matches cached across lines of this chunk, behind the
+            // multi-pattern prefilter (none of its patterns: nothing to find).
             let mut hint = None;
             if line.len() >= 4 && &line[..4] == b"data" {
-                let mut suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
+                let mut suspect = false;
                 let mut from = line_start;
-                while !suspect {
+                if inband::RUN_SCAN.finds(line) {
+                    suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
+                } else {
+                    from = line_end;
+                }
+                while !suspect && from < line_end {
                     let p = reason_cache.next_from(&needles.reason, chunk, from);
                     if p >= line_end {
                         break;
@@ -516,7 +529,7 @@ impl Inspector {
                 b'd' if field_value(line, b"data").is_some() => {
                     first_relevant.get_or_insert(ls);
                     has_data = true;
-                    if !suspect {
+                    if !suspect && inband::RUN_SCAN.finds(line) {
                         let (s, e) = (pos + ls, pos + le);
                         suspect = err_cache.next_from(&needles.error, chunk, s) < e;
                         let mut from = s;
@@ -753,6 +766,39 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether `hay` (shorter than 16 bytes) holds a CR or LF: a word at a time, with two
+/// overlapping loads (the tiny-chunk path runs once per chunk, so a byte loop's 4 to 15
+/// compares and branches show).
+#[inline]
+fn small_has_line_end(hay: &[u8]) -> bool {
+    let n = hay.len();
+    if n >= 8 {
+        let mut a = [0; 8];
+        let mut b = [0; 8];
+        a.copy_from_slice(&hay[..8]);
+        b.copy_from_slice(&hay[n - 8..]);
+        word_has_line_end(u64::from_le_bytes(a)) || word_has_line_end(u64::from_le_bytes(b))
+    } else if n >= 4 {
+        let mut a = [0; 4];
+        let mut b = [0; 4];
+        a.copy_from_slice(&hay[..4]);
+        b.copy_from_slice(&hay[n - 4..]);
+        let word = u64::from(u32::from_le_bytes(a)) | (u64::from(u32::from_le_bytes(b)) << 32);
+        word_has_line_end(word)
+    } else {
+        hay.iter().any(|&b| b == b'\n' || b == b'\r')
+    }
+}
+
+/// Whether any byte of `word` is CR or LF (the "has a zero byte" test on `word` XOR each).
+#[inline]
+fn word_has_line_end(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    has_zero(word ^ (ONES * u64::from(b'\n'))) | has_zero(word ^ (ONES * u64::from(b'\r'))) != 0
+}
+
 /// The first `byte` in `hay`, byte by byte when `hay` is small (see [`find_line_end`]).
 #[inline]
 fn find_byte(byte: u8, hay: &[u8]) -> Option<usize> {
@@ -888,6 +934,23 @@ mod tests {
                     .is_none()
             );
             assert_eq!(insp.buffered_len(), 0);
+        }
+    }
+
+    #[test]
+    fn small_line_end_check_agrees_with_a_byte_loop() {
+        let mut buf = [b'a'; 15];
+        for n in 0..16 {
+            assert!(!small_has_line_end(&buf[..n]));
+            for at in 0..n {
+                for (end, other) in [(b'\n', 0x8a), (b'\r', 0x0e)] {
+                    buf[at] = end;
+                    assert!(small_has_line_end(&buf[..n]), "{n} {at}");
+                    buf[at] = other;
+                    assert!(!small_has_line_end(&buf[..n]), "{n} {at} {other}");
+                    buf[at] = b'a';
+                }
+            }
         }
     }
 
