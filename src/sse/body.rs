@@ -182,21 +182,18 @@ where
                     }
                     Some(Ok(frame)) => frame,
                 };
-                let frame = match frame.into_data() {
-                    Ok(mut chunk) => {
-                        if let Some((at, error)) = state.inspect(&chunk) {
-                            if at == 0 {
-                                state.done = true;
-                                return Poll::Ready(Some(Err(error)));
-                            }
-                            chunk.truncate(at);
-                            state.pending = Some(error);
-                            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                        }
-                        Frame::data(chunk)
+                // Looked at in place: a normal frame is passed on as it came, not rebuilt.
+                let cut = frame.data_ref().and_then(|chunk| state.inspect(chunk));
+                if let Some((at, error)) = cut {
+                    if at == 0 {
+                        state.done = true;
+                        return Poll::Ready(Some(Err(error)));
                     }
-                    Err(frame) => frame,
-                };
+                    state.pending = Some(error);
+                    let mut chunk = frame.into_data().unwrap_or_default();
+                    chunk.truncate(at);
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
                 if inner.is_end_stream() {
                     state.pending = state.finish();
                     if state.pending.is_none() {
