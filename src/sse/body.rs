@@ -47,13 +47,16 @@ struct State {
 impl State {
     /// Inspects one chunk; returns how many bytes of it to pass on and the error that follows
     /// them, if the body must fail.
+    #[inline]
     fn inspect(&mut self, chunk: &[u8]) -> Option<(usize, BoxError)> {
         let stop = self.inspector.feed(chunk);
-        if stop.is_none() && !self.inspector.has_content_filter() {
+        if stop.is_none() {
             if self.withhold {
                 self.prev_end = ChunkEnd::of(chunk);
             }
-            return None;
+            if !self.inspector.has_content_filter() {
+                return None;
+            }
         }
         self.apply(stop, chunk)
     }
@@ -207,21 +210,18 @@ where
                     }
                     Some(Ok(frame)) => frame,
                 };
-                let frame = match frame.into_data() {
-                    Ok(mut chunk) => {
-                        if let Some((at, error)) = state.inspect(&chunk) {
-                            if at == 0 {
-                                state.done = true;
-                                return Poll::Ready(Some(Err(error)));
-                            }
-                            chunk.truncate(at);
-                            state.pending = Some(error);
-                            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                        }
-                        Frame::data(chunk)
+                // Looked at in place: a normal frame is passed on as it came, not rebuilt.
+                let cut = frame.data_ref().and_then(|chunk| state.inspect(chunk));
+                if let Some((at, error)) = cut {
+                    if at == 0 {
+                        state.done = true;
+                        return Poll::Ready(Some(Err(error)));
                     }
-                    Err(frame) => frame,
-                };
+                    state.pending = Some(error);
+                    let mut chunk = frame.into_data().unwrap_or_default();
+                    chunk.truncate(at);
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
                 if inner.is_end_stream() {
                     state.pending = state.finish();
                     if state.pending.is_none() {

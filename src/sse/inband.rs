@@ -267,6 +267,78 @@ pub(crate) static NEEDLES: LazyLock<Needles> = LazyLock::new(|| {
     }
 });
 
+/// The whole-run scan of the inspector's fast path: could a run of complete blocks hold
+/// anything that the exact line loop would act on?
+///
+/// It must find a superset of what the per-line checks find, so it looks for substrings of
+/// every trigger, picked so that their first two bytes are rare in JSON and in SSE framing
+/// (the packed searcher's fingerprint is the first bytes of each pattern):
+///
+/// - `rror`: `"error"` in data, the reason value `"error"`, and the event names `error` and
+///   `response.error`;
+/// - `.failed`, `.incomplete`: the event names `response.failed`, `response.incomplete`;
+/// - a substring of each other [`SUSPECT_REASONS`] value (`ilter` for `content_filter`,
+///   `SAFETY` also covers `IMAGE_SAFETY`);
+/// - `\n{`, `\n[`, `\r{`, `\r[`: a line that starts a bare JSON document (Gemini); the
+///   exact path reads such a document in full, so no substring of its content would do.
+///
+/// Prose that happens to contain one of these only sends that run to the exact loop.
+///
+/// The search is `aho-corasick`'s packed SIMD searcher ("Teddy") where the CPU has it, and
+/// its automaton otherwise. (A `memmem` pass per pattern would read the run a dozen times.)
+pub(crate) enum RunScan {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+}
+
+/// See [`RunScan`]. The order matters for speed only: Teddy puts pattern `i` and `i + 8` in
+/// one of its 8 buckets (patterns whose leading bytes agree in their low nybbles share one
+/// anyway), and a bucket matches any mix of its patterns' leading bytes; so the patterns that
+/// share a bucket are picked to keep such mixes rare in JSON: `S…`, `.…`, the four line-start
+/// patterns, and the two upper-case reasons.
+const RUN_PATTERNS: &[&[u8]] = &[
+    b"SAFETY",
+    b".failed",
+    b"\n{",
+    b"BLOCKLIST",
+    b"rror",
+    b"ilter",
+    b"efusal",
+    b"OTHER",
+    b"SPII",
+    b".incomplete",
+    b"\r{",
+    b"PROHIBITED",
+    b"\n[",
+    b"\r[",
+];
+
+impl RunScan {
+    /// Whether `run` (which starts at a line start) could hold a suspect event or a bare JSON
+    /// document.
+    pub(crate) fn is_suspect(&self, run: &[u8]) -> bool {
+        matches!(run.first(), Some(b'{' | b'[')) || self.finds(run)
+    }
+
+    /// Whether any pattern occurs in `hay`. As a prefilter for one `data` value: when none
+    /// does, [`data_is_suspect`] is false without its two `memmem` searches.
+    pub(crate) fn finds(&self, hay: &[u8]) -> bool {
+        match self {
+            RunScan::Packed(packed) => packed.find(hay).is_some(),
+            RunScan::Automaton(automaton) => automaton.is_match(hay),
+        }
+    }
+}
+
+pub(crate) static RUN_SCAN: LazyLock<RunScan> =
+    LazyLock::new(|| match aho_corasick::packed::Searcher::new(RUN_PATTERNS) {
+        Some(packed) => RunScan::Packed(packed),
+        None => RunScan::Automaton(
+            aho_corasick::AhoCorasick::new(RUN_PATTERNS)
+                .expect("a fixed, small pattern set always builds"),
+        ),
+    });
+
 /// Values after a `...reason"` key that make an event worth parsing.
 const SUSPECT_REASONS: &[&[u8]] = &[
     b"content_filter",
@@ -300,6 +372,9 @@ pub(crate) fn reason_is_suspect(hay: &[u8], after: usize) -> bool {
 
 /// The whole cheap scan on one `data` value: could this event be an error or a filtered end?
 pub(crate) fn data_is_suspect(value: &[u8]) -> bool {
+    if !RUN_SCAN.finds(value) {
+        return false;
+    }
     let n = &*NEEDLES;
     if n.error.find(value).is_some() {
         return true;

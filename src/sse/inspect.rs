@@ -1,5 +1,32 @@
 //! The passthrough inspector: finds event boundaries and in-band errors in raw chunks without
 //! building events, copying only what spans chunks.
+//!
+//! # The exact line loop and the fast path
+//!
+//! [`Inspector::feed_inner`] is the exact loop: it follows every line (CR, LF, CR LF, the
+//! BOM, the limits), decides per block whether the cheap scan makes it suspect, and parses
+//! only suspect blocks. Every result the inspector gives comes from it.
+//!
+//! Long chunks (at least [`FAST_MIN`] bytes) usually hold many whole blocks, and once the
+//! first event has been decided (the retry layer's verdict), nothing about a normal block is
+//! kept. So [`Inspector::feed_fast`] cuts such a chunk at its first and last blank line (a
+//! `\n\n`, which ends a line and then an empty line whatever came before it, CR included):
+//! the exact loop runs on the head (which finishes the block carried from the last chunk) and
+//! on the tail (which starts the block carried to the next one), and the run of whole blocks
+//! between them is skipped when
+//!
+//! - the first event is no longer pending,
+//! - the run is no longer than the line limit and the event limit (so no line and no block
+//!   in it can exceed one), and
+//! - one pass of a multi-pattern SIMD search ([`inband::RunScan`]) finds nothing that could
+//!   make a block suspect or start a bare JSON document: its patterns are substrings of every
+//!   trigger of the exact scan, so a run it passes holds only blocks the exact loop would pass
+//!   without a look.
+//!
+//! Otherwise the exact loop runs on the run as well. Either way the state after the run is
+//! the same (a blank line leaves no block, no partial line and no bare document open), and a
+//! stop inside it is reported at the same offset. Skipped blocks are not counted one by one:
+//! nothing reads a count of events past the first.
 
 use super::inband::{self, NEEDLES};
 use super::{Error, Parser};
@@ -34,6 +61,34 @@ pub(crate) enum Stop {
     /// A line or event limit was exceeded; the whole chunk may be passed on.
     Limit(Error),
 }
+
+impl Stop {
+    /// The same stop for a chunk that starts `offset` bytes later.
+    fn shifted(self, offset: usize) -> Stop {
+        match self {
+            Stop::InBand { at, error } => Stop::InBand {
+                at: at + offset,
+                error,
+            },
+            limit @ Stop::Limit(_) => limit,
+        }
+    }
+}
+
+/// Chunks at least this long take the fast path ([`Inspector::feed_fast`]); shorter ones
+/// rarely hold a whole block beyond the first, and the two extra searches would not pay.
+const FAST_MIN: usize = 512;
+
+/// A blank line (without CR), searched forward and backward.
+static BLANK: std::sync::LazyLock<(
+    memchr::memmem::Finder<'static>,
+    memchr::memmem::FinderRev<'static>,
+)> = std::sync::LazyLock::new(|| {
+    (
+        memchr::memmem::Finder::new(b"\n\n"),
+        memchr::memmem::FinderRev::new(b"\n\n"),
+    )
+});
 
 /// Per-chunk cache of the next needle match, so each needle scans a chunk once.
 struct Cache {
@@ -89,7 +144,6 @@ pub(crate) struct Inspector {
     bare_active: bool,
     first: FirstEvent,
     content_filter: Option<ApiError>,
-    events: u64,
     done: bool,
 }
 
@@ -97,7 +151,6 @@ impl std::fmt::Debug for Inspector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inspector")
             .field("first", &self.first)
-            .field("events", &self.events)
             .field("buffered", &self.buffered_len())
             .finish_non_exhaustive()
     }
@@ -130,7 +183,6 @@ impl Inspector {
             bare_active: false,
             first: FirstEvent::Pending,
             content_filter: None,
-            events: 0,
             done: false,
         }
     }
@@ -139,12 +191,6 @@ impl Inspector {
     #[allow(dead_code)] // used by the retry integration
     pub(crate) fn first_event(&self) -> &FirstEvent {
         &self.first
-    }
-
-    /// Events dispatched so far.
-    #[allow(dead_code)] // used by the retry integration
-    pub(crate) fn events(&self) -> u64 {
-        self.events
     }
 
     /// The first content-filtered end seen, taken once.
@@ -169,6 +215,7 @@ impl Inspector {
     }
 
     /// Scans one chunk. Returns where and why to stop, if the stream must stop.
+    #[inline]
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<Stop> {
         if self.done {
             return None;
@@ -179,13 +226,23 @@ impl Inspector {
                 && !self.skip_lf
                 && chunk.len() < 16
                 && self.carry.len() - start + chunk.len() <= self.max_line
-                && !chunk.iter().any(|&b| b == b'\n' || b == b'\r')
+                && !small_has_line_end(chunk)
             {
                 self.carry.extend_from_slice(chunk);
                 return None;
             }
         }
-        let stop = self.feed_inner(chunk);
+        self.feed_chunk(chunk)
+    }
+
+    /// [`Inspector::feed`] past the tiny-chunk case.
+    #[inline(never)]
+    fn feed_chunk(&mut self, chunk: &[u8]) -> Option<Stop> {
+        let stop = if chunk.len() >= FAST_MIN {
+            self.feed_fast(chunk)
+        } else {
+            self.feed_inner(chunk)
+        };
         if stop.is_some() {
             self.done = true;
             self.carry = Vec::new();
@@ -219,6 +276,41 @@ impl Inspector {
         self.carry = Vec::new();
         self.bare = Vec::new();
         found
+    }
+
+    /// The fast path for a chunk that holds whole blocks: the exact line loop runs on the
+    /// head (up to the first blank line) and on the tail (after the last one); the run of
+    /// complete blocks between them is skipped when [`RunScan`](inband::RunScan) finds
+    /// nothing in it, the first event has been decided, and the run is no longer than the
+    /// line and event limits (so neither limit can be exceeded inside it). Otherwise the
+    /// exact loop runs on the run too.
+    fn feed_fast(&mut self, chunk: &[u8]) -> Option<Stop> {
+        let blank = &*BLANK;
+        let Some(first) = blank.0.find(chunk) else {
+            return self.feed_inner(chunk);
+        };
+        let head = first + 2;
+        let tail = blank.1.rfind(chunk).map_or(head, |p| p + 2);
+        if let Some(stop) = self.feed_inner(&chunk[..head]) {
+            return Some(stop);
+        }
+        // A blank line ends any block and any bare JSON document: the run starts afresh.
+        debug_assert!(!self.relevant && !self.bare_active && self.carry.is_empty());
+        if tail > head {
+            let run = &chunk[head..tail];
+            let skip = !matches!(self.first, FirstEvent::Pending)
+                && run.len() <= self.max_line.min(self.max_event)
+                && !inband::RUN_SCAN.is_suspect(run);
+            if !skip {
+                if let Some(stop) = self.feed_inner(run) {
+                    return Some(stop.shifted(head));
+                }
+            }
+        }
+        if tail < chunk.len() {
+            return self.feed_inner(&chunk[tail..]).map(|s| s.shifted(tail));
+        }
+        None
     }
 
     fn feed_inner(&mut self, chunk: &[u8]) -> Option<Stop> {
@@ -343,12 +435,18 @@ impl Inspector {
             }
             pos = self.after_line_end(chunk, line_end);
             let line = &chunk[line_start..line_end];
-            // The cheap scan, with matches cached across lines of this chunk.
+            // The cheap scan, with matches cached across lines of this chunk, behind the
+            // multi-pattern prefilter (none of its patterns: nothing to find).
             let mut hint = None;
             if line.len() >= 4 && &line[..4] == b"data" {
-                let mut suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
+                let mut suspect = false;
                 let mut from = line_start;
-                while !suspect {
+                if inband::RUN_SCAN.finds(line) {
+                    suspect = err_cache.next_from(&needles.error, chunk, line_start) < line_end;
+                } else {
+                    from = line_end;
+                }
+                while !suspect && from < line_end {
                     let p = reason_cache.next_from(&needles.reason, chunk, from);
                     if p >= line_end {
                         break;
@@ -431,7 +529,7 @@ impl Inspector {
                 b'd' if field_value(line, b"data").is_some() => {
                     first_relevant.get_or_insert(ls);
                     has_data = true;
-                    if !suspect {
+                    if !suspect && inband::RUN_SCAN.finds(line) {
                         let (s, e) = (pos + ls, pos + le);
                         suspect = err_cache.next_from(&needles.error, chunk, s) < e;
                         let mut from = s;
@@ -465,7 +563,6 @@ impl Inspector {
                 let start = first_relevant.unwrap_or(0);
                 found = self.evaluate(&hay[start..end], false);
             }
-            self.events += 1;
             if matches!(self.first, FirstEvent::Pending) {
                 self.first = match &found {
                     Some(e) => FirstEvent::Error(e.clone()),
@@ -589,14 +686,11 @@ impl Inspector {
         } else {
             None
         };
-        if self.has_data {
-            self.events += 1;
-            if matches!(self.first, FirstEvent::Pending) {
-                self.first = match &found {
-                    Some(e) => FirstEvent::Error(e.clone()),
-                    None => FirstEvent::Normal,
-                };
-            }
+        if self.has_data && matches!(self.first, FirstEvent::Pending) {
+            self.first = match &found {
+                Some(e) => FirstEvent::Error(e.clone()),
+                None => FirstEvent::Normal,
+            };
         }
         self.relevant = false;
         self.has_data = false;
@@ -670,6 +764,39 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
     } else {
         memchr::memchr2(b'\n', b'\r', hay)
     }
+}
+
+/// Whether `hay` (shorter than 16 bytes) holds a CR or LF: a word at a time, with two
+/// overlapping loads (the tiny-chunk path runs once per chunk, so a byte loop's 4 to 15
+/// compares and branches show).
+#[inline]
+fn small_has_line_end(hay: &[u8]) -> bool {
+    let n = hay.len();
+    if n >= 8 {
+        let mut a = [0; 8];
+        let mut b = [0; 8];
+        a.copy_from_slice(&hay[..8]);
+        b.copy_from_slice(&hay[n - 8..]);
+        word_has_line_end(u64::from_le_bytes(a)) || word_has_line_end(u64::from_le_bytes(b))
+    } else if n >= 4 {
+        let mut a = [0; 4];
+        let mut b = [0; 4];
+        a.copy_from_slice(&hay[..4]);
+        b.copy_from_slice(&hay[n - 4..]);
+        let word = u64::from(u32::from_le_bytes(a)) | (u64::from(u32::from_le_bytes(b)) << 32);
+        word_has_line_end(word)
+    } else {
+        hay.iter().any(|&b| b == b'\n' || b == b'\r')
+    }
+}
+
+/// Whether any byte of `word` is CR or LF (the "has a zero byte" test on `word` XOR each).
+#[inline]
+fn word_has_line_end(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    has_zero(word ^ (ONES * u64::from(b'\n'))) | has_zero(word ^ (ONES * u64::from(b'\r'))) != 0
 }
 
 /// The first `byte` in `hay`, byte by byte when `hay` is small (see [`find_line_end`]).
@@ -796,7 +923,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(insp.is_done());
-        assert_eq!(insp.events(), 2);
     }
 
     #[test]
@@ -809,7 +935,23 @@ mod tests {
             );
             assert_eq!(insp.buffered_len(), 0);
         }
-        assert_eq!(insp.events(), 100);
+    }
+
+    #[test]
+    fn small_line_end_check_agrees_with_a_byte_loop() {
+        let mut buf = [b'a'; 15];
+        for n in 0..16 {
+            assert!(!small_has_line_end(&buf[..n]));
+            for at in 0..n {
+                for (end, other) in [(b'\n', 0x8a), (b'\r', 0x0e)] {
+                    buf[at] = end;
+                    assert!(small_has_line_end(&buf[..n]), "{n} {at}");
+                    buf[at] = other;
+                    assert!(!small_has_line_end(&buf[..n]), "{n} {at} {other}");
+                    buf[at] = b'a';
+                }
+            }
+        }
     }
 
     #[test]
