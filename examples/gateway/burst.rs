@@ -317,8 +317,8 @@ pub fn print_table(rows: &[Row]) {
 /// What the columns mean, printed under the table.
 pub const LEGEND: &str = "\
 attempts: requests the upstream saw for this one; waited/why: pauses before retries (server
-hint or backoff); in-band: error events the client found inside a 200 stream (the upstream's
-own event, passed through byte for byte, then the gateway's, in the chosen dialect).";
+hint or backoff); in-band: error events the client found inside a 200 stream (one: the
+gateway's, in the chosen dialect; the upstream's own error event is withheld).";
 
 /// The first error body in `rows` whose request id starts with `scenario`, as the client got it.
 pub fn sample_error<'a>(rows: &'a [Row], scenario: &str) -> Option<(&'a str, &'a str)> {
