@@ -287,8 +287,15 @@ fn reference(items: &[Item], bytes: &[u8], item_ends: &[usize]) -> Expected {
 
 /// Runs the chunks through the layer: the bytes passed on, the body error, the report.
 fn drive(chunks: Vec<Bytes>) -> (Vec<u8>, Option<ApiError>, InBandReport) {
+    drive_with(SseErrorLayer::new(), chunks)
+}
+
+fn drive_with(
+    layer: SseErrorLayer,
+    chunks: Vec<Bytes>,
+) -> (Vec<u8>, Option<ApiError>, InBandReport) {
     let svc = ServiceBuilder::new()
-        .layer(SseErrorLayer::new())
+        .layer(layer)
         .service_fn(move |_req: Request<()>| {
             let frames: Vec<Result<Frame<Bytes>, Infallible>> =
                 chunks.iter().cloned().map(|c| Ok(Frame::data(c))).collect();
@@ -435,5 +442,70 @@ proptest! {
         let want = reference(&items, &bytes, &item_ends);
         check(&bytes, vec![Bytes::copy_from_slice(&bytes)], &want)?;
         check(&bytes, chunked(&bytes, &large), &want)?;
+    }
+}
+
+/// Whether `passed` ends where a block may start: nothing, or an empty line.
+fn at_block_boundary(passed: &[u8]) -> bool {
+    let strip = |b: &[u8]| -> Option<usize> {
+        match b {
+            [.., b'\r', b'\n'] => Some(b.len() - 2),
+            [.., b'\n' | b'\r'] => Some(b.len() - 1),
+            _ => None,
+        }
+    };
+    passed.is_empty()
+        || passed == [0xEF, 0xBB, 0xBF]
+        || strip(passed).is_some_and(|n| strip(&passed[..n]).is_some())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `withhold_error_event`: the same error, and the bytes passed on stop where the error's
+    /// block starts (exactly so when the stream comes in one frame), or, when the block began
+    /// in an earlier frame, where they stop without withholding. Never more.
+    #[test]
+    fn withheld_error_events_are_cut_at_their_block_start(
+        (bom, items, ends, picks) in one_special_case(),
+        large in prop::collection::vec(1usize..=3000, 1..6),
+        tiny in prop::collection::vec(1usize..=8, 1..8),
+    ) {
+        let (bytes, item_ends) = render(bom, &items, ends, &picks);
+        let want = reference(&items, &bytes, &item_ends);
+        let Some((cut, want_err)) = &want.stop else {
+            return Ok(());
+        };
+        let k = item_ends.iter().position(|e| e == cut).expect("the stop ends an item");
+        // Comments and bare documents join the block after them: the block starts after the
+        // last `Block` item before the error's.
+        let block_start = (0..k)
+            .rev()
+            .find(|&j| matches!(items[j], Item::Block(_)))
+            .map_or(0, |j| item_ends[j]);
+        let chunkings = [
+            vec![Bytes::copy_from_slice(&bytes)],
+            chunked(&bytes, &large),
+            chunked(&bytes, &tiny),
+        ];
+        for (i, chunks) in chunkings.into_iter().enumerate() {
+            let layer = SseErrorLayer::new().withhold_error_event();
+            let (passed, error, report) = drive_with(layer, chunks);
+            let got = error.ok_or_else(|| TestCaseError::fail("no error"))?;
+            prop_assert!(same(&got, want_err), "{got:?} != {want_err:?}");
+            prop_assert!(report.error().is_some_and(|r| same(r, want_err)));
+            prop_assert!(passed.len() <= *cut && passed[..] == bytes[..passed.len()]);
+            let cr_split = bytes[..*cut].ends_with(b"\r\n") && passed.len() + 1 == *cut;
+            let unwithheld = passed.len() == *cut || cr_split;
+            if i == 0 && matches!(items[k], Item::Block(_)) {
+                prop_assert_eq!(passed.len(), block_start, "one frame: cut at the block start");
+            } else {
+                prop_assert!(
+                    unwithheld || (passed.len() <= block_start.max(3) && at_block_boundary(&passed)),
+                    "chunking {i}: passed {} bytes, block starts at {block_start}, cut at {cut}",
+                    passed.len()
+                );
+            }
+        }
     }
 }

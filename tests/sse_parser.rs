@@ -344,3 +344,21 @@ mod prop {
         }
     }
 }
+
+/// Found by the `sse_parser` fuzz target: data within the event limit as received but over it
+/// as text (each invalid byte becomes a three-byte U+FFFD) is a too-long event, under every
+/// chunking, and the next event is read as usual.
+#[test]
+fn event_limit_counts_the_text_after_replacement() {
+    let make = || Parser::new().max_line_bytes(26).max_event_bytes(24);
+    let mut input = b"data:".to_vec();
+    input.extend_from_slice(&[0xFF; 8]);
+    input.extend_from_slice(b"\x1f\r\rdata: ok\n\n");
+    check_with(&make, &input, &[Out::EventTooLong, ev("ok")]);
+    // Seven invalid bytes: 21 bytes of text plus one, within the limit.
+    let mut input = b"data:".to_vec();
+    input.extend_from_slice(&[0xFF; 7]);
+    input.extend_from_slice(b"\x1f\r\r");
+    let text = format!("{}\u{1f}", "\u{FFFD}".repeat(7));
+    check_with(&make, &input, &[ev(&text)]);
+}

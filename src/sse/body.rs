@@ -128,7 +128,8 @@ impl<B> ResponseBody<B> {
             inspector,
             mode,
             withhold: false,
-            prev_end: ChunkEnd::Unknown,
+            // The stream's start is a block boundary.
+            prev_end: ChunkEnd::Boundary { cr: false },
             report,
             held: VecDeque::new(),
             pending: None,

@@ -47,7 +47,8 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 ///
 /// A line longer than [`max_line_bytes`](Parser::max_line_bytes) or an event whose data is longer
 /// than [`max_event_bytes`](Parser::max_event_bytes) (1 MiB each by default) yields one
-/// [`Error`]. The parser never buffers more than the limit: the rest of a too-long line is
+/// [`Error`]. Lines are measured in bytes as received; event data is measured as received and
+/// once more as text, since each invalid UTF-8 byte becomes a three-byte U+FFFD. The parser never buffers more than the limit: the rest of a too-long line is
 /// skipped as it arrives. It then **resynchronizes**: the whole event block that contained the
 /// offending line is dropped (its remaining lines are skipped up to the next empty line,
 /// `id` and `retry` fields included) and parsing continues normally after it.
@@ -425,6 +426,18 @@ impl Parser {
                 }
             }
         }
+        // Decoded first: U+FFFD replacements can make the text longer than the bytes, and an
+        // event over the limit is the general path's to report (nothing has changed yet).
+        let data = match data {
+            Some(data) => {
+                let text = text_of(chunk, data);
+                if text.len() > self.max_event {
+                    return None;
+                }
+                Some(text)
+            }
+            None => None,
+        };
         if let Some(id) = id {
             self.last_id = text_of(chunk, id);
         }
@@ -438,7 +451,7 @@ impl Parser {
             event: event_type
                 .filter(|t| !t.is_empty())
                 .map(|t| text_of(chunk, t)),
-            data: text_of(chunk, data),
+            data,
             id: self.current_id(),
             retry,
         };
@@ -458,7 +471,7 @@ impl Parser {
                 self.clear_event();
                 return Ok(None);
             }
-            return Ok(self.dispatch());
+            return self.dispatch();
         }
         if self.discard_event {
             return Ok(None);
@@ -514,22 +527,30 @@ impl Parser {
         Ok(())
     }
 
-    fn dispatch(&mut self) -> Option<Event> {
+    /// The event the block built, at its empty line. The limit is checked once more on the
+    /// text: each invalid UTF-8 byte becomes U+FFFD (three bytes), so data within the limit
+    /// as received can exceed it as text, and is then an [`Error`] like any other too-long
+    /// event.
+    fn dispatch(&mut self) -> Result<Option<Event>, Error> {
         let retry = self.block_retry.take();
         let event_type = self.event_type.take().filter(|t| !t.is_empty());
         let lines = std::mem::take(&mut self.data_lines);
         self.data_len = 0;
         let data = match lines {
-            0 => return None,
+            0 => return Ok(None),
             1 => std::mem::take(&mut self.data_first),
             _ => self.data_join.split().freeze(),
         };
-        Some(Event {
+        let data = text_of(&data, 0..data.len());
+        if data.len() > self.max_event {
+            return Err(Error::event_too_long(self.max_event));
+        }
+        Ok(Some(Event {
             event: event_type.map(|t| text_of(&t, 0..t.len())),
-            data: text_of(&data, 0..data.len()),
+            data,
             id: self.current_id(),
             retry,
-        })
+        }))
     }
 
     /// The last event id for an event being dispatched.
