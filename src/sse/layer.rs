@@ -51,9 +51,10 @@ impl SseErrorLayer {
     /// event's own bytes. For a gateway that answers in another dialect (it renders its own
     /// error event from the `ApiError`, so its client should not see the upstream's too).
     ///
-    /// The cut is exact when the error event arrived within one chunk, as upstreams send it.
-    /// When its first bytes came in an earlier chunk, those were already passed on; the rest
-    /// is withheld. Record-only mode is unaffected.
+    /// The cut is exact when the error event's block arrived within one frame, as upstreams
+    /// send it. When its first bytes came in an earlier frame they were already passed on, and
+    /// cutting would leave half an event: the body then ends after the event, as without this
+    /// option. Record-only mode is unaffected.
     pub fn withhold_error_event(mut self) -> SseErrorLayer {
         self.withhold = true;
         self
