@@ -34,14 +34,14 @@ pub(crate) struct SavedRequest<B> {
 }
 
 impl<B> SavedRequest<B> {
-    #[inline]
-    pub(crate) fn new(parts: &http::request::Parts, body: ReplaySource<B>) -> SavedRequest<B> {
+    #[inline(always)]
+    pub(crate) fn new<T>(req: &Request<T>, body: ReplaySource<B>) -> SavedRequest<B> {
         SavedRequest {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: parts.headers.clone(),
-            extensions: parts.extensions.clone(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            extensions: req.extensions().clone(),
             body,
         }
     }
@@ -67,6 +67,7 @@ impl<B> SavedRequest<B> {
 
 pin_project! {
     /// The response future of [`Retry`](super::Retry).
+    #[project = FutureProj]
     pub struct ResponseFuture<S, F, ReqBody, ResBody> {
         #[pin]
         state: State<F, ResBody>,
@@ -101,7 +102,7 @@ pin_project! {
 }
 
 impl<S, F, ReqBody, ResBody> ResponseFuture<S, F, ReqBody, ResBody> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(
         future: F,
         service: S,
@@ -190,96 +191,265 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Called { future } => {
-                    let result = match future.poll(cx) {
-                        Poll::Ready(result) => result,
-                        Poll::Pending => {
-                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
-                            *this.timer_armed = false;
-                            this.state.set(State::Waiting);
-                            match timed_out(this.deadline) {
-                                Reason::Deadline => {
-                                    return Poll::Ready(Err(give_up(
-                                        this.retries,
-                                        Reason::Deadline,
-                                        this.last_api_error,
-                                    )));
+        // The success path, kept apart so that it stays small: a response that needs no
+        // reading goes out at once. Everything else continues in `poll_slow`.
+        let mut polled = None;
+        if let StateProj::Called { future } = this.state.as_mut().project() {
+            match future.poll(cx) {
+                Poll::Ready(Ok(resp)) if check(&this, &resp).is_none() => {
+                    return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
+                }
+                p => polled = Some(p),
+            }
+        }
+        poll_slow(this, cx, polled)
+    }
+}
+
+/// Which check a response of the current attempt needs before the caller may have it: none
+/// when no retry can follow, or `check_for` says it needs no reading.
+#[inline]
+fn check<S, F, ReqBody, ResBody, B>(
+    this: &FutureProj<'_, S, F, ReqBody, ResBody>,
+    resp: &Response<B>,
+) -> Option<Check> {
+    let saved = this.saved.as_ref()?;
+    if *this.retries >= this.config.max_retries {
+        return None;
+    }
+    check_for(this.config, resp.status(), resp.headers()).filter(|_| saved.body.is_replayable())
+}
+
+/// An attempt ran out of time (`reason`): starts the wait before the next attempt, or
+/// returns the error to give up with.
+fn retry_after_timeout<S, F, ReqBody, ResBody>(
+    this: &mut FutureProj<'_, S, F, ReqBody, ResBody>,
+    reason: Reason,
+) -> Result<(), BoxError> {
+    if reason != Reason::Deadline {
+        let decision = decide(
+            &Outcome::timeout(),
+            this.config,
+            *this.retries,
+            this.saved,
+            *this.deadline,
+            this.rng,
+        );
+        if let Ok(at) = decision {
+            start_wait(this.sleep, at);
+            return Ok(());
+        }
+    }
+    Err(give_up(this.retries, reason, this.last_api_error))
+}
+
+/// Everything but the success path of [`ResponseFuture::poll`]. `polled`: what polling the
+/// current attempt's future gave, when `poll` already did.
+#[inline(never)]
+fn poll_slow<S, ReqBody, ResBody>(
+    mut this: FutureProj<'_, S, S::Future, ReqBody, ResBody>,
+    cx: &mut Context<'_>,
+    mut polled: Option<Poll<Result<Response<ResBody>, S::Error>>>,
+) -> Poll<Result<Response<ResponseBody<ResBody>>, BoxError>>
+where
+    S: Service<Request<ReplayBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ReqBody: Body + Unpin,
+    ReqBody::Data: Into<Bytes> + From<Bytes>,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body,
+    ResBody::Data: From<Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    loop {
+        match this.state.as_mut().project() {
+            StateProj::Called { future } => {
+                let result = match polled.take().unwrap_or_else(|| future.poll(cx)) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        ready!(poll_timer(this.sleep, *this.timer_armed, cx));
+                        *this.timer_armed = false;
+                        this.state.set(State::Waiting);
+                        let reason = timed_out(this.deadline);
+                        if let Err(e) = retry_after_timeout(&mut this, reason) {
+                            return Poll::Ready(Err(e));
+                        }
+                        continue;
+                    }
+                };
+                match result {
+                    Ok(resp) => {
+                        let Some(check) = check(&this, &resp) else {
+                            // Nothing left to decide: the response goes out unread.
+                            return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
+                        };
+                        let stream = match check {
+                            Check::ErrorBody => None,
+                            Check::FirstEvent => {
+                                let attempt_end = this
+                                    .sleep
+                                    .as_ref()
+                                    .filter(|_| *this.timer_armed)
+                                    .map(|s| s.deadline());
+                                let first_event_end = this
+                                    .config
+                                    .first_event_timeout
+                                    .and_then(|t| Instant::now().checked_add(t));
+                                if let Some(at) = first_event_end {
+                                    let at = attempt_end.map_or(at, |a| a.min(at));
+                                    start_wait(this.sleep, at);
+                                    *this.timer_armed = true;
                                 }
-                                reason => {
-                                    let outcome = Outcome::timeout();
-                                    match decide(
-                                        &outcome,
-                                        this.config,
-                                        *this.retries,
-                                        this.saved,
-                                        *this.deadline,
-                                        this.rng,
-                                    ) {
-                                        Ok(at) => start_wait(this.sleep, at),
-                                        Err(_) => {
-                                            return Poll::Ready(Err(give_up(
-                                                this.retries,
-                                                reason,
-                                                this.last_api_error,
-                                            )));
-                                        }
-                                    }
-                                    continue;
-                                }
+                                Some(FirstEventHold::new(attempt_end))
+                            }
+                        };
+                        let (parts, body) = resp.into_parts();
+                        this.state.set(State::Checking {
+                            held: Box::new(Held {
+                                parts: Some(parts),
+                                body: Some(Box::pin(body)),
+                                prefix: Prefix::default(),
+                                stream,
+                            }),
+                        });
+                        continue;
+                    }
+                    Err(err) => {
+                        let err: BoxError = err.into();
+                        let outcome = Outcome::error(&*err);
+                        let decision = decide(
+                            &outcome,
+                            this.config,
+                            *this.retries,
+                            this.saved,
+                            *this.deadline,
+                            this.rng,
+                        );
+                        if decision.is_ok() {
+                            if let Some(api) = outcome.api_error() {
+                                *this.last_api_error = Some(api.clone());
                             }
                         }
-                    };
-                    match result {
-                        Ok(resp) => {
-                            let check = if this.saved.is_none()
-                                || *this.retries >= this.config.max_retries
-                            {
-                                None
-                            } else {
-                                check_for(this.config, resp.status(), resp.headers())
-                            };
-                            let Some(check) = check.filter(|_| {
-                                this.saved.as_ref().is_some_and(|s| s.body.is_replayable())
-                            }) else {
-                                // Nothing left to decide: the response goes out unread.
-                                return Poll::Ready(Ok(resp.map(ResponseBody::plain)));
-                            };
-                            let stream = match check {
-                                Check::ErrorBody => None,
-                                Check::FirstEvent => {
-                                    let attempt_end = this
-                                        .sleep
-                                        .as_ref()
-                                        .filter(|_| *this.timer_armed)
-                                        .map(|s| s.deadline());
-                                    let first_event_end = this
-                                        .config
-                                        .first_event_timeout
-                                        .and_then(|t| Instant::now().checked_add(t));
-                                    if let Some(at) = first_event_end {
-                                        let at = attempt_end.map_or(at, |a| a.min(at));
-                                        start_wait(this.sleep, at);
-                                        *this.timer_armed = true;
-                                    }
-                                    Some(FirstEventHold::new(attempt_end))
-                                }
-                            };
-                            let (parts, body) = resp.into_parts();
-                            this.state.set(State::Checking {
-                                held: Box::new(Held {
-                                    parts: Some(parts),
-                                    body: Some(Box::pin(body)),
-                                    prefix: Prefix::default(),
-                                    stream,
-                                }),
-                            });
-                            continue;
+                        match decision {
+                            Ok(at) => {
+                                *this.timer_armed = false;
+                                start_wait(this.sleep, at);
+                                this.state.set(State::Waiting);
+                                continue;
+                            }
+                            Err(_) => {
+                                *this.retries += 1;
+                                return Poll::Ready(Err(RetryError::new(
+                                    *this.retries,
+                                    Reason::Transport,
+                                    this.last_api_error.take(),
+                                    Some(err),
+                                )
+                                .into()));
+                            }
                         }
-                        Err(err) => {
-                            let err: BoxError = err.into();
-                            let outcome = Outcome::error(&*err);
+                    }
+                }
+            }
+            StateProj::Checking { held } => {
+                let Held {
+                    parts,
+                    body,
+                    prefix,
+                    stream,
+                } = &mut **held;
+                let limit = this.config.max_error_body_bytes;
+                let filled = match (body.as_mut(), stream.as_mut()) {
+                    (None, _) => Poll::Ready(None),
+                    (Some(b), None) => prefix.poll_fill(b, limit, cx).map(|()| None),
+                    (Some(b), Some(hold)) => hold
+                        .poll(prefix, b, this.config.max_first_event_bytes, cx)
+                        .map(Some),
+                };
+                let verdict = match filled {
+                    Poll::Ready(v) => v,
+                    Poll::Pending => {
+                        ready!(poll_timer(this.sleep, *this.timer_armed, cx));
+                        *this.timer_armed = false;
+                        let reason = timed_out(this.deadline);
+                        let now = Instant::now();
+                        let first_event_timer = reason != Reason::Deadline
+                            && stream
+                                .as_ref()
+                                .is_some_and(|h| h.attempt_end.is_none_or(|a| now < a));
+                        if first_event_timer {
+                            // A stream that sent no event in time: retryable; when no
+                            // retry follows, the caller gets it as it is, still streaming.
+                            match decide(
+                                &Outcome::first_event_timeout(),
+                                this.config,
+                                *this.retries,
+                                this.saved,
+                                *this.deadline,
+                                this.rng,
+                            ) {
+                                Ok(at) => {
+                                    start_wait(this.sleep, at);
+                                    this.state.set(State::Waiting);
+                                    continue;
+                                }
+                                Err(_) => match (parts.take(), body.take()) {
+                                    (Some(p), Some(b)) => {
+                                        let prefix = std::mem::take(prefix);
+                                        return Poll::Ready(Ok(Response::from_parts(
+                                            p,
+                                            ResponseBody::replayed(prefix, b),
+                                        )));
+                                    }
+                                    _ => {
+                                        return Poll::Ready(Err(give_up(
+                                            this.retries,
+                                            Reason::Transport,
+                                            this.last_api_error,
+                                        )));
+                                    }
+                                },
+                            }
+                        }
+                        this.state.set(State::Waiting);
+                        if let Err(e) = retry_after_timeout(&mut this, reason) {
+                            return Poll::Ready(Err(e));
+                        }
+                        continue;
+                    }
+                };
+                let (Some(p), Some(b)) = (parts.take(), body.take()) else {
+                    // Unreachable: both are set together and taken together below.
+                    return Poll::Ready(Err(RetryError::new(
+                        *this.retries + 1,
+                        Reason::Transport,
+                        None,
+                        None,
+                    )
+                    .into()));
+                };
+                let (decision, api) = {
+                    let api = match &verdict {
+                        None => {
+                            let options = ParseOptions::new().max_body_bytes(limit);
+                            ApiError::from_response_with(
+                                p.status,
+                                &p.headers,
+                                &prefix.buf,
+                                &options,
+                            )
+                        }
+                        Some(Verdict::Failed(e)) => Some(with_head_hints(e.clone(), &p.headers)),
+                        Some(Verdict::HandOn | Verdict::BodyFailed) => None,
+                    };
+                    let outcome = match (&verdict, prefix.error.as_deref()) {
+                        (Some(Verdict::HandOn), _) => None,
+                        (Some(Verdict::BodyFailed), Some(err)) => Some(Outcome::error(err)),
+                        _ => Some(Outcome::response(p.status, &p.headers, api.as_ref())),
+                    };
+                    match outcome {
+                        None => (Err(Stop::NotRetryable), None),
+                        Some(outcome) => {
                             let decision = decide(
                                 &outcome,
                                 this.config,
@@ -288,230 +458,73 @@ where
                                 *this.deadline,
                                 this.rng,
                             );
-                            if decision.is_ok() {
-                                if let Some(api) = outcome.api_error() {
-                                    *this.last_api_error = Some(api.clone());
-                                }
-                            }
-                            match decision {
-                                Ok(at) => {
-                                    *this.timer_armed = false;
-                                    start_wait(this.sleep, at);
-                                    this.state.set(State::Waiting);
-                                    continue;
-                                }
-                                Err(_) => {
-                                    *this.retries += 1;
-                                    return Poll::Ready(Err(RetryError::new(
-                                        *this.retries,
-                                        Reason::Transport,
-                                        this.last_api_error.take(),
-                                        Some(err),
-                                    )
-                                    .into()));
-                                }
-                            }
+                            let last = outcome.api_error().cloned();
+                            (decision, last)
                         }
                     }
-                }
-                StateProj::Checking { held } => {
-                    let Held {
-                        parts,
-                        body,
-                        prefix,
-                        stream,
-                    } = &mut **held;
-                    let limit = this.config.max_error_body_bytes;
-                    let filled = match (body.as_mut(), stream.as_mut()) {
-                        (None, _) => Poll::Ready(None),
-                        (Some(b), None) => prefix.poll_fill(b, limit, cx).map(|()| None),
-                        (Some(b), Some(hold)) => hold
-                            .poll(prefix, b, this.config.max_first_event_bytes, cx)
-                            .map(Some),
-                    };
-                    let verdict = match filled {
-                        Poll::Ready(v) => v,
-                        Poll::Pending => {
-                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
-                            *this.timer_armed = false;
-                            let reason = timed_out(this.deadline);
-                            let now = Instant::now();
-                            let first_event_timer = reason != Reason::Deadline
-                                && stream
-                                    .as_ref()
-                                    .is_some_and(|h| h.attempt_end.is_none_or(|a| now < a));
-                            if first_event_timer {
-                                // A stream that sent no event in time: retryable; when no
-                                // retry follows, the caller gets it as it is, still streaming.
-                                match decide(
-                                    &Outcome::first_event_timeout(),
-                                    this.config,
-                                    *this.retries,
-                                    this.saved,
-                                    *this.deadline,
-                                    this.rng,
-                                ) {
-                                    Ok(at) => {
-                                        start_wait(this.sleep, at);
-                                        this.state.set(State::Waiting);
-                                        continue;
-                                    }
-                                    Err(_) => match (parts.take(), body.take()) {
-                                        (Some(p), Some(b)) => {
-                                            let prefix = std::mem::take(prefix);
-                                            return Poll::Ready(Ok(Response::from_parts(
-                                                p,
-                                                ResponseBody::replayed(prefix, b),
-                                            )));
-                                        }
-                                        _ => {
-                                            return Poll::Ready(Err(give_up(
-                                                this.retries,
-                                                Reason::Transport,
-                                                this.last_api_error,
-                                            )));
-                                        }
-                                    },
-                                }
-                            }
-                            this.state.set(State::Waiting);
-                            if reason == Reason::Deadline {
-                                return Poll::Ready(Err(give_up(
-                                    this.retries,
-                                    reason,
-                                    this.last_api_error,
-                                )));
-                            }
-                            match decide(
-                                &Outcome::timeout(),
-                                this.config,
-                                *this.retries,
-                                this.saved,
-                                *this.deadline,
-                                this.rng,
-                            ) {
-                                Ok(at) => start_wait(this.sleep, at),
-                                Err(_) => {
-                                    return Poll::Ready(Err(give_up(
-                                        this.retries,
-                                        reason,
-                                        this.last_api_error,
-                                    )));
-                                }
-                            }
-                            continue;
-                        }
-                    };
-                    let (Some(p), Some(b)) = (parts.take(), body.take()) else {
-                        // Unreachable: both are set together and taken together below.
-                        return Poll::Ready(Err(RetryError::new(
-                            *this.retries + 1,
-                            Reason::Transport,
-                            None,
-                            None,
-                        )
-                        .into()));
-                    };
-                    let (decision, api) = {
-                        let api = match &verdict {
-                            None => {
-                                let options = ParseOptions::new().max_body_bytes(limit);
-                                ApiError::from_response_with(
-                                    p.status,
-                                    &p.headers,
-                                    &prefix.buf,
-                                    &options,
-                                )
-                            }
-                            Some(Verdict::Failed(e)) => {
-                                Some(with_head_hints(e.clone(), &p.headers))
-                            }
-                            Some(Verdict::HandOn | Verdict::BodyFailed) => None,
-                        };
-                        let outcome = match (&verdict, prefix.error.as_deref()) {
-                            (Some(Verdict::HandOn), _) => None,
-                            (Some(Verdict::BodyFailed), Some(err)) => Some(Outcome::error(err)),
-                            _ => Some(Outcome::response(p.status, &p.headers, api.as_ref())),
-                        };
-                        match outcome {
-                            None => (Err(Stop::NotRetryable), None),
-                            Some(outcome) => {
-                                let decision = decide(
-                                    &outcome,
-                                    this.config,
-                                    *this.retries,
-                                    this.saved,
-                                    *this.deadline,
-                                    this.rng,
-                                );
-                                let last = outcome.api_error().cloned();
-                                (decision, last)
-                            }
-                        }
-                    };
-                    match decision {
-                        Ok(at) => {
-                            *this.last_api_error = api;
-                            *this.timer_armed = false;
-                            start_wait(this.sleep, at);
-                            this.state.set(State::Waiting);
-                        }
-                        Err(_) => {
-                            let prefix = std::mem::take(prefix);
-                            return Poll::Ready(Ok(Response::from_parts(
-                                p,
-                                ResponseBody::replayed(prefix, b),
-                            )));
-                        }
-                    }
-                }
-                StateProj::Waiting => {
-                    if let Some(sleep) = this.sleep.as_mut() {
-                        ready!(sleep.as_mut().poll(cx));
-                    }
-                    // The next attempt's clock starts now: waiting for the service to be ready
-                    // counts towards its timeout and the deadline.
-                    if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
+                };
+                match decision {
+                    Ok(at) => {
+                        *this.last_api_error = api;
+                        *this.timer_armed = false;
                         start_wait(this.sleep, at);
-                        *this.timer_armed = true;
+                        this.state.set(State::Waiting);
                     }
-                    this.state.set(State::Retrying);
+                    Err(_) => {
+                        let prefix = std::mem::take(prefix);
+                        return Poll::Ready(Ok(Response::from_parts(
+                            p,
+                            ResponseBody::replayed(prefix, b),
+                        )));
+                    }
                 }
-                StateProj::Retrying => {
-                    let ready = match this.service.poll_ready(cx) {
-                        Poll::Ready(r) => r,
-                        Poll::Pending => {
-                            ready!(poll_timer(this.sleep, *this.timer_armed, cx));
-                            // Not ready in time: the retry is abandoned, not counted.
-                            let reason = timed_out(this.deadline);
-                            return Poll::Ready(Err(give_up(
-                                this.retries,
-                                reason,
-                                this.last_api_error,
-                            )));
-                        }
-                    };
-                    if let Err(e) = ready {
-                        return Poll::Ready(Err(RetryError::new(
-                            *this.retries + 1,
-                            Reason::Transport,
-                            this.last_api_error.take(),
-                            Some(e.into()),
-                        )
-                        .into()));
-                    }
-                    let Some(saved) = this.saved.as_ref() else {
+            }
+            StateProj::Waiting => {
+                if let Some(sleep) = this.sleep.as_mut() {
+                    ready!(sleep.as_mut().poll(cx));
+                }
+                // The next attempt's clock starts now: waiting for the service to be ready
+                // counts towards its timeout and the deadline.
+                if let Some(at) = attempt_end(this.config, *this.deadline, Instant::now()) {
+                    start_wait(this.sleep, at);
+                    *this.timer_armed = true;
+                }
+                this.state.set(State::Retrying);
+            }
+            StateProj::Retrying => {
+                let ready = match this.service.poll_ready(cx) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => {
+                        ready!(poll_timer(this.sleep, *this.timer_armed, cx));
+                        // Not ready in time: the retry is abandoned, not counted.
+                        let reason = timed_out(this.deadline);
                         return Poll::Ready(Err(give_up(
                             this.retries,
-                            Reason::Transport,
+                            reason,
                             this.last_api_error,
                         )));
-                    };
-                    *this.retries += 1;
-                    let req = saved.request(*this.retries, this.config.attempt_header.as_ref());
-                    let future = this.service.call(req);
-                    this.state.set(State::Called { future });
+                    }
+                };
+                if let Err(e) = ready {
+                    return Poll::Ready(Err(RetryError::new(
+                        *this.retries + 1,
+                        Reason::Transport,
+                        this.last_api_error.take(),
+                        Some(e.into()),
+                    )
+                    .into()));
                 }
+                let Some(saved) = this.saved.as_ref() else {
+                    return Poll::Ready(Err(give_up(
+                        this.retries,
+                        Reason::Transport,
+                        this.last_api_error,
+                    )));
+                };
+                *this.retries += 1;
+                let req = saved.request(*this.retries, this.config.attempt_header.as_ref());
+                let future = this.service.call(req);
+                this.state.set(State::Called { future });
             }
         }
     }
