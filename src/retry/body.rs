@@ -87,6 +87,9 @@ impl<B> ReplayBody<B> {
     }
 }
 
+/// What polling a body for a frame gives.
+type Polled<B> = Poll<Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>>;
+
 impl<B> ReplayBody<B>
 where
     B: Body + Unpin,
@@ -95,16 +98,56 @@ where
 {
     /// The first attempt's body and, when the body can be replayed, its source for later
     /// attempts.
+    #[inline(always)]
     pub(crate) fn first(mut body: B, limit: usize) -> (ReplayBody<B>, Option<ReplaySource<B>>) {
+        // The common case, kept inline: a body of known length within the limit whose one data
+        // frame is ready at once (`Full`, a `String`, ...). Anything else, with what this
+        // poll gave, goes on in `first_general`.
         let hint = body.size_hint();
         let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
-        if hint.lower() > limit64 {
+        let mut polled = None;
+        if hint.exact().is_some_and(|n| n <= limit64) && !body.is_end_stream() {
+            let mut cx = Context::from_waker(Waker::noop());
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_data() && body.is_end_stream() => {
+                    let data = frame.into_data().ok().map(Into::into);
+                    let attempt = ReplayBody {
+                        kind: Kind::Buffered {
+                            data: data.clone(),
+                            trailers: None,
+                        },
+                    };
+                    return (
+                        attempt,
+                        Some(ReplaySource::Buffered {
+                            data,
+                            trailers: None,
+                        }),
+                    );
+                }
+                p => polled = Some(p),
+            }
+        }
+        Self::first_general(body, limit, hint, polled)
+    }
+
+    /// [`ReplayBody::first`] past the common case. `polled`: what `first` already polled.
+    #[inline(never)]
+    fn first_general(
+        mut body: B,
+        limit: usize,
+        hint: SizeHint,
+        mut polled: Option<Polled<B>>,
+    ) -> (ReplayBody<B>, Option<ReplaySource<B>>) {
+        let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
+        if polled.is_none() && hint.lower() > limit64 {
             return (ReplayBody::passthrough(body), None);
         }
         let mut frames: Vec<Bytes> = Vec::new();
         let mut first: Option<Bytes> = None;
         let mut trailers = None;
-        let mut ended = body.is_end_stream();
+        // A frame `first` polled is taken below, even when the body has ended since.
+        let mut ended = polled.is_none() && body.is_end_stream();
         let mut error = None;
         if !ended && hint.exact().is_some() {
             // A body whose length is known may already be complete in memory: read what is
@@ -112,7 +155,10 @@ where
             // with the real one), so a single-frame body needs no shared record.
             let mut cx = Context::from_waker(Waker::noop());
             for _ in 0..3 {
-                match Pin::new(&mut body).poll_frame(&mut cx) {
+                let p = polled
+                    .take()
+                    .unwrap_or_else(|| Pin::new(&mut body).poll_frame(&mut cx));
+                match p {
                     Poll::Ready(None) => ended = true,
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(d) => {
@@ -717,6 +763,78 @@ mod tests {
         let (first, source) = ReplayBody::first(stream(vec![data("a"), Err("gone".into())]), 100);
         assert!(first.collect().await.is_err());
         assert!(!source.unwrap().is_replayable());
+    }
+
+    /// Frames that are all ready at once, with an exact size hint (as `Full` has, but several).
+    struct Ready(std::collections::VecDeque<Frame<Bytes>>, u64);
+
+    impl Body for Ready {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_bodies_of_known_length_replay_whole() {
+        let cases: Vec<(Vec<Frame<Bytes>>, &str, bool)> = vec![
+            (vec![Frame::data(Bytes::from("ab"))], "ab", false),
+            (
+                vec![
+                    Frame::data(Bytes::from("ab")),
+                    Frame::data(Bytes::from("cd")),
+                ],
+                "abcd",
+                false,
+            ),
+            (
+                vec![Frame::data(Bytes::from("ab")), Frame::trailers(trailers())],
+                "ab",
+                true,
+            ),
+            (vec![Frame::trailers(trailers())], "", true),
+            (
+                vec![
+                    Frame::data(Bytes::from("a")),
+                    Frame::data(Bytes::from("b")),
+                    Frame::data(Bytes::from("c")),
+                    Frame::data(Bytes::from("d")),
+                    Frame::trailers(trailers()),
+                ],
+                "abcd",
+                true,
+            ),
+        ];
+        for (frames, text, with_trailers) in cases {
+            let body = Ready(frames.into(), text.len() as u64);
+            let (first, source) = ReplayBody::first(body, 100);
+            let source = source.expect("replayable");
+            let mut attempt = first;
+            for n in 0..3 {
+                if n > 0 {
+                    // A new attempt stops the older ones: each is read to its end first.
+                    attempt = source.next_attempt();
+                }
+                assert_eq!(attempt.size_hint().exact(), Some(text.len() as u64));
+                let out = (&mut attempt).collect().await.unwrap();
+                let t = out.trailers().cloned();
+                assert_eq!(out.to_bytes(), text);
+                assert_eq!(t, with_trailers.then(trailers), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -165,6 +165,7 @@ enum Check {
 /// Which responses are held and read before they reach the caller: a `200 text/event-stream`
 /// (unless `hold_first_event(false)`), error statuses, or what `inspect_if` selects. `None`:
 /// pass the response through unread.
+#[inline]
 fn check_for(config: &Config, status: http::StatusCode, headers: &HeaderMap) -> Option<Check> {
     if status == http::StatusCode::OK && config.hold_first_event && is_event_stream(headers) {
         return Some(Check::FirstEvent);
