@@ -48,20 +48,21 @@ impl State {
     /// A data frame past the tiny-chunk case: inspects it, cuts it when the body must fail,
     /// and finishes when it was `inner`'s last frame (`ended`).
     #[inline(never)]
-    fn data(&mut self, chunk: Bytes, ended: bool) -> Result<Frame<Bytes>, BoxError> {
+    fn data(&mut self, chunk: Bytes, ended: bool) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some((at, error)) = self.inspect(&chunk) {
-            return self.cut(chunk, at, error);
+            return Poll::Ready(Some(self.cut(chunk, at, error)));
         }
         if ended {
             self.end_after_frame();
         }
-        Ok(Frame::data(chunk))
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     /// Inspects one chunk; returns how many bytes of it to pass on and the error that follows
     /// them, if the body must fail.
     fn inspect(&mut self, chunk: &[u8]) -> Option<(usize, BoxError)> {
-        let stop = self.inspector.feed(chunk);
+        // `append_tiny` was tried already (or the frame is the last one).
+        let stop = self.inspector.feed_chunk(chunk);
         if stop.is_none() {
             if self.withhold {
                 self.prev_end = ChunkEnd::of(chunk);
@@ -274,7 +275,7 @@ where
                 };
                 let ended = inner.is_end_stream();
                 if ended || !state.inspector.append_tiny(&chunk) {
-                    return Poll::Ready(Some(state.data(chunk, ended)));
+                    return state.data(chunk, ended);
                 }
                 // More of an open line, with no line end: nothing can be found, and the chunk
                 // ends mid-line. The frame is rebuilt rather than moved: a data frame is the

@@ -91,7 +91,7 @@ const TINY: usize = 16;
 
 /// The size of [`Inspector::append_tiny`]'s buffer: it is moved to `carry` once more than
 /// `TINY_BUF - TINY` bytes are in it, so there is always room for one more tiny chunk.
-const TINY_BUF: usize = 64;
+const TINY_BUF: usize = 256;
 
 /// Chunks at least this long take the fast path ([`Inspector::feed_fast`]); shorter ones
 /// rarely hold a whole block beyond the first, and the two extra searches would not pay.
@@ -288,9 +288,9 @@ impl Inspector {
         self.tiny_len = 0;
     }
 
-    /// [`Inspector::feed`] past the tiny-chunk case.
+    /// [`Inspector::feed`] past the tiny-chunk case (any chunk may be given to it).
     #[inline(never)]
-    fn feed_chunk(&mut self, chunk: &[u8]) -> Option<Stop> {
+    pub(crate) fn feed_chunk(&mut self, chunk: &[u8]) -> Option<Stop> {
         if self.tiny_len > 0 {
             self.flush_tiny();
         }
