@@ -35,7 +35,7 @@ struct State {
     mode: Mode,
     /// Cut before the error event instead of after it (`SseErrorLayer::withhold_error_event`).
     withhold: bool,
-    /// How the previous chunk ended (kept only when `withhold`).
+    /// How the previous chunk ended (read only when `withhold`).
     prev_end: ChunkEnd,
     report: InBandReport,
     /// Chunks already inspected (held by the retry layer), served before `inner`.
@@ -45,11 +45,24 @@ struct State {
 }
 
 impl State {
+    /// A data frame past the tiny-chunk case: inspects it, cuts it when the body must fail,
+    /// and finishes when it was `inner`'s last frame (`ended`).
+    #[inline(never)]
+    fn data(&mut self, chunk: Bytes, ended: bool) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some((at, error)) = self.inspect(&chunk) {
+            return Poll::Ready(Some(self.cut(chunk, at, error)));
+        }
+        if ended {
+            self.end_after_frame();
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
     /// Inspects one chunk; returns how many bytes of it to pass on and the error that follows
     /// them, if the body must fail.
-    #[inline]
     fn inspect(&mut self, chunk: &[u8]) -> Option<(usize, BoxError)> {
-        let stop = self.inspector.feed(chunk);
+        // `append_tiny` was tried already (or the frame is the last one).
+        let stop = self.inspector.feed_chunk(chunk);
         if stop.is_none() {
             if self.withhold {
                 self.prev_end = ChunkEnd::of(chunk);
@@ -91,6 +104,58 @@ impl State {
         let error = found?;
         self.report.set_error(error.clone());
         (self.mode == Mode::Fail).then(|| Box::new(error) as BoxError)
+    }
+
+    /// Serves what is queued before `inner` is polled again: a held chunk, then the pending
+    /// error, then the end. `inner_ended`: `inner.is_end_stream()`.
+    #[cold]
+    #[inline(never)]
+    fn serve_held(&mut self, inner_ended: bool) -> Option<Result<Frame<Bytes>, BoxError>> {
+        if let Some(chunk) = self.held.pop_front() {
+            if self.held.is_empty() && self.pending.is_none() && !self.done && inner_ended {
+                self.pending = self.finish();
+                self.done = self.pending.is_none();
+            }
+            return Some(Ok(Frame::data(chunk)));
+        }
+        self.done = true;
+        self.pending.take().map(Err)
+    }
+
+    /// `inner` ended: the error found at the end of the stream, if the body must fail.
+    #[cold]
+    #[inline(never)]
+    fn end(&mut self) -> Option<BoxError> {
+        self.done = true;
+        self.finish()
+    }
+
+    /// The frame just passed on was `inner`'s last one.
+    #[cold]
+    #[inline(never)]
+    fn end_after_frame(&mut self) {
+        self.pending = self.finish();
+        if self.pending.is_none() {
+            self.done = true;
+        }
+    }
+
+    /// Cuts `chunk` after `at` bytes; the error follows it.
+    #[cold]
+    #[inline(never)]
+    fn cut(
+        &mut self,
+        mut chunk: Bytes,
+        at: usize,
+        error: BoxError,
+    ) -> Result<Frame<Bytes>, BoxError> {
+        if at == 0 {
+            self.done = true;
+            return Err(error);
+        }
+        self.pending = Some(error);
+        chunk.truncate(at);
+        Ok(Frame::data(chunk))
     }
 }
 
@@ -175,6 +240,12 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
+    /// The common case with tiny chunks (nothing held, nothing pending, a data frame that only
+    /// continues an open line: the inspector's `append_tiny`) is kept small and inline;
+    /// everything else (re-serving held chunks, the pending error, the end of the stream, a
+    /// chunk with a line end, a cut) is out of line, so that a frame costs little more than
+    /// the inner body's own.
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -182,54 +253,35 @@ where
         match self.project().kind.project() {
             KindProj::Plain { inner } => inner.poll_frame(cx).map_err(Into::into),
             KindProj::Inspected { mut inner, state } => {
-                if let Some(chunk) = state.held.pop_front() {
-                    if state.held.is_empty()
-                        && state.pending.is_none()
-                        && !state.done
-                        && inner.is_end_stream()
-                    {
-                        state.pending = state.finish();
-                        state.done = state.pending.is_none();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                }
-                if let Some(e) = state.pending.take() {
-                    state.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                if state.done {
-                    return Poll::Ready(None);
+                if !state.held.is_empty() || state.pending.is_some() || state.done {
+                    return Poll::Ready(state.serve_held(inner.is_end_stream()));
                 }
                 let frame = match ready!(inner.as_mut().poll_frame(cx)) {
-                    None => {
-                        state.done = true;
-                        return Poll::Ready(state.finish().map(Err));
-                    }
+                    Some(Ok(frame)) => frame,
+                    None => return Poll::Ready(state.end().map(Err)),
                     Some(Err(e)) => {
                         state.done = true;
                         return Poll::Ready(Some(Err(e.into())));
                     }
-                    Some(Ok(frame)) => frame,
                 };
-                // Looked at in place: a normal frame is passed on as it came, not rebuilt.
-                let cut = frame.data_ref().and_then(|chunk| state.inspect(chunk));
-                if let Some((at, error)) = cut {
-                    if at == 0 {
-                        state.done = true;
-                        return Poll::Ready(Some(Err(error)));
+                let chunk = match frame.into_data() {
+                    Ok(chunk) => chunk,
+                    Err(trailers) => {
+                        if inner.is_end_stream() {
+                            state.end_after_frame();
+                        }
+                        return Poll::Ready(Some(Ok(trailers)));
                     }
-                    state.pending = Some(error);
-                    let mut chunk = frame.into_data().unwrap_or_default();
-                    chunk.truncate(at);
-                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                };
+                let ended = inner.is_end_stream();
+                if ended || !state.inspector.append_tiny(&chunk) {
+                    return state.data(chunk, ended);
                 }
-                if inner.is_end_stream() {
-                    state.pending = state.finish();
-                    if state.pending.is_none() {
-                        state.done = true;
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
+                // More of an open line, with no line end: nothing can be found, and the chunk
+                // ends mid-line. The frame is rebuilt rather than moved: a data frame is the
+                // chunk's four words, while a `Frame` is as large as a header map.
+                state.prev_end = ChunkEnd::Unknown;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
         }
     }

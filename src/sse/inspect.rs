@@ -27,6 +27,17 @@
 //! the same (a blank line leaves no block, no partial line and no bare document open), and a
 //! stop inside it is reported at the same offset. Skipped blocks are not counted one by one:
 //! nothing reads a count of events past the first.
+//!
+//! # Tiny chunks
+//!
+//! Some upstreams send a few bytes per frame, so most frames only continue a line that
+//! started earlier. [`Inspector::append_tiny`] takes such a frame (shorter than [`TINY`], no
+//! CR or LF in it, within the line limit) without entering the line loop: it copies it with
+//! two word stores into a small buffer that is moved to `carry` when it fills up and before
+//! the line loop next runs, so the line loop sees exactly the bytes it would have seen. What
+//! it may take is worked out once, at the end of each [`Inspector::feed_chunk`]
+//! ([`Inspector::tiny_room`]), so the per-frame check is a compare and a line-end test. The
+//! response body calls it inline and leaves everything else out of line.
 
 use super::inband::{self, NEEDLES};
 use super::{Error, Parser};
@@ -74,6 +85,13 @@ impl Stop {
         }
     }
 }
+
+/// Chunks shorter than this may take [`Inspector::append_tiny`] (see [`copy_small`]).
+const TINY: usize = 16;
+
+/// The size of [`Inspector::append_tiny`]'s buffer: it is moved to `carry` once more than
+/// `TINY_BUF - TINY` bytes are in it, so there is always room for one more tiny chunk.
+const TINY_BUF: usize = 256;
 
 /// Chunks at least this long take the fast path ([`Inspector::feed_fast`]); shorter ones
 /// rarely hold a whole block beyond the first, and the two extra searches would not pay.
@@ -131,6 +149,14 @@ pub(crate) struct Inspector {
     carry: Vec<u8>,
     /// Where the partial line starts in `carry`, when a line is open.
     line_open: Option<usize>,
+    /// How many more bytes [`Inspector::append_tiny`] may append to the open line: the room
+    /// left under the line limit when a line is open, the BOM is decided, no LF is to be
+    /// skipped and the inspector has not stopped; 0 otherwise.
+    tiny_room: usize,
+    /// The open line's latest bytes, appended by [`Inspector::append_tiny`] and not yet moved
+    /// to `carry` (the first `tiny_len`).
+    tiny: [u8; TINY_BUF],
+    tiny_len: usize,
     skip_lf: bool,
     bom_matched: u8,
     bom_done: bool,
@@ -172,6 +198,9 @@ impl Inspector {
             max_event: max_event.max(1),
             carry: Vec::new(),
             line_open: None,
+            tiny_room: 0,
+            tiny: [0; TINY_BUF],
+            tiny_len: 0,
             skip_lf: false,
             bom_matched: 0,
             bom_done: false,
@@ -205,7 +234,7 @@ impl Inspector {
 
     /// Bytes held (a block spanning chunks, a partial line, a bare JSON document).
     pub(crate) fn buffered_len(&self) -> usize {
-        self.carry.len() + self.bare.len()
+        self.carry.len() + self.tiny_len + self.bare.len()
     }
 
     /// Whether the inspector stopped (after an error it looks at nothing more).
@@ -217,27 +246,57 @@ impl Inspector {
     /// Scans one chunk. Returns where and why to stop, if the stream must stop.
     #[inline]
     pub(crate) fn feed(&mut self, chunk: &[u8]) -> Option<Stop> {
-        if self.done {
+        if self.append_tiny(chunk) {
             return None;
-        }
-        // The common case for tiny chunks: more of a line that started earlier.
-        if let Some(start) = self.line_open {
-            if self.bom_done
-                && !self.skip_lf
-                && chunk.len() < 16
-                && self.carry.len() - start + chunk.len() <= self.max_line
-                && !small_has_line_end(chunk)
-            {
-                self.carry.extend_from_slice(chunk);
-                return None;
-            }
         }
         self.feed_chunk(chunk)
     }
 
-    /// [`Inspector::feed`] past the tiny-chunk case.
+    /// The common case for tiny chunks (a few bytes, as some upstreams send): more of a line
+    /// that started earlier, with no line end in it. Such a chunk is only appended to the open
+    /// line, in the small `tiny` buffer (moved to `carry` when it fills up and before anything
+    /// else reads the line); whether it may be ([`Inspector::tiny_room`]) is worked out once
+    /// per call to [`Inspector::feed_chunk`]. So this costs a compare, a line-end test and two
+    /// word stores, with no call. Returns whether the chunk was taken; when not, nothing
+    /// changed.
+    #[inline]
+    pub(crate) fn append_tiny(&mut self, chunk: &[u8]) -> bool {
+        let n = chunk.len();
+        if n >= TINY || n > self.tiny_room {
+            return false;
+        }
+        let at = self.tiny_len;
+        let Some(window) = self.tiny.get_mut(at..at + TINY) else {
+            return false;
+        };
+        if !copy_small(chunk, window) {
+            return false;
+        }
+        self.tiny_room -= n;
+        self.tiny_len = at + n;
+        if self.tiny_len > TINY_BUF - TINY {
+            self.flush_tiny();
+        }
+        true
+    }
+
+    /// Moves the bytes appended by [`Inspector::append_tiny`] to `carry`.
+    #[cold]
     #[inline(never)]
-    fn feed_chunk(&mut self, chunk: &[u8]) -> Option<Stop> {
+    fn flush_tiny(&mut self) {
+        self.carry.extend_from_slice(&self.tiny[..self.tiny_len]);
+        self.tiny_len = 0;
+    }
+
+    /// [`Inspector::feed`] past the tiny-chunk case (any chunk may be given to it).
+    #[inline(never)]
+    pub(crate) fn feed_chunk(&mut self, chunk: &[u8]) -> Option<Stop> {
+        if self.tiny_len > 0 {
+            self.flush_tiny();
+        }
+        if self.done {
+            return None;
+        }
         let stop = if chunk.len() >= FAST_MIN {
             self.feed_fast(chunk)
         } else {
@@ -248,6 +307,12 @@ impl Inspector {
             self.carry = Vec::new();
             self.bare = Vec::new();
         }
+        self.tiny_room = match self.line_open {
+            Some(start) if self.bom_done && !self.skip_lf && !self.done => {
+                self.max_line.saturating_sub(self.carry.len() - start)
+            }
+            _ => 0,
+        };
         stop
     }
 
@@ -255,10 +320,14 @@ impl Inspector {
     /// unterminated bare JSON document, is still reported (leniently: the parser would drop
     /// that event, but the upstream clearly meant to send an error).
     pub(crate) fn finish(&mut self) -> Option<ApiError> {
+        if self.tiny_len > 0 {
+            self.flush_tiny();
+        }
         if self.done {
             return None;
         }
         self.done = true;
+        self.tiny_room = 0;
         let mut found = None;
         if self.relevant && self.has_data && self.suspect {
             let carry = std::mem::take(&mut self.carry);
@@ -766,35 +835,61 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
     }
 }
 
-/// Whether `hay` (shorter than 16 bytes) holds a CR or LF: a word at a time, with two
-/// overlapping loads (the tiny-chunk path runs once per chunk, so a byte loop's 4 to 15
-/// compares and branches show).
+/// Copies `src` (shorter than [`TINY`] bytes) to the start of `dst` unless it holds a CR or
+/// LF; returns whether it copied. A word at a time, with two overlapping loads and stores
+/// (this runs once per tiny chunk, where a byte loop's compares and branches, or a call to
+/// `memcpy`, would show). One test for any byte below 0x0E (CR, LF and the control bytes
+/// below them, which text and JSON rarely carry raw) rules most words out; the exact check
+/// runs only on a word it does not.
 #[inline]
-fn small_has_line_end(hay: &[u8]) -> bool {
-    let n = hay.len();
+fn copy_small(src: &[u8], dst: &mut [u8]) -> bool {
+    let n = src.len();
     if n >= 8 {
         let mut a = [0; 8];
         let mut b = [0; 8];
-        a.copy_from_slice(&hay[..8]);
-        b.copy_from_slice(&hay[n - 8..]);
-        word_has_line_end(u64::from_le_bytes(a)) || word_has_line_end(u64::from_le_bytes(b))
+        a.copy_from_slice(&src[..8]);
+        b.copy_from_slice(&src[n - 8..]);
+        let (wa, wb) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+        if (word_has_low_byte(wa) || word_has_low_byte(wb))
+            && (word_has_line_end(wa) || word_has_line_end(wb))
+        {
+            return false;
+        }
+        dst[..8].copy_from_slice(&a);
+        dst[n - 8..n].copy_from_slice(&b);
     } else if n >= 4 {
         let mut a = [0; 4];
         let mut b = [0; 4];
-        a.copy_from_slice(&hay[..4]);
-        b.copy_from_slice(&hay[n - 4..]);
+        a.copy_from_slice(&src[..4]);
+        b.copy_from_slice(&src[n - 4..]);
         let word = u64::from(u32::from_le_bytes(a)) | (u64::from(u32::from_le_bytes(b)) << 32);
-        word_has_line_end(word)
+        if word_has_low_byte(word) && word_has_line_end(word) {
+            return false;
+        }
+        dst[..4].copy_from_slice(&a);
+        dst[n - 4..n].copy_from_slice(&b);
     } else {
-        hay.iter().any(|&b| b == b'\n' || b == b'\r')
+        if src.iter().any(|&b| b == b'\n' || b == b'\r') {
+            return false;
+        }
+        dst[..n].copy_from_slice(src);
     }
+    true
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `word` is below 0x0E (the "has a byte less than n" test, exact for
+/// n <= 128), which CR (0x0D) and LF (0x0A) are.
+#[inline]
+fn word_has_low_byte(word: u64) -> bool {
+    word.wrapping_sub(ONES * 0x0E) & !word & HIGHS != 0
 }
 
 /// Whether any byte of `word` is CR or LF (the "has a zero byte" test on `word` XOR each).
 #[inline]
 fn word_has_line_end(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     has_zero(word ^ (ONES * u64::from(b'\n'))) | has_zero(word ^ (ONES * u64::from(b'\r'))) != 0
 }
@@ -938,17 +1033,52 @@ mod tests {
     }
 
     #[test]
-    fn small_line_end_check_agrees_with_a_byte_loop() {
+    fn small_copy_agrees_with_a_byte_loop() {
         let mut buf = [b'a'; 15];
-        for n in 0..16 {
-            assert!(!small_has_line_end(&buf[..n]));
+        let mut dst = [0; TINY];
+        for n in 0..TINY {
+            dst.fill(0);
+            assert!(copy_small(&buf[..n], &mut dst));
+            assert_eq!(&dst[..n], &buf[..n]);
             for at in 0..n {
-                for (end, other) in [(b'\n', 0x8a), (b'\r', 0x0e)] {
+                for (end, other) in [(b'\n', 0x8a), (b'\r', 0x0e), (b'\n', 0x0c), (b'\r', 0x00)] {
                     buf[at] = end;
-                    assert!(small_has_line_end(&buf[..n]), "{n} {at}");
+                    assert!(!copy_small(&buf[..n], &mut dst), "{n} {at}");
                     buf[at] = other;
-                    assert!(!small_has_line_end(&buf[..n]), "{n} {at} {other}");
+                    dst.fill(0);
+                    assert!(copy_small(&buf[..n], &mut dst), "{n} {at} {other}");
+                    assert_eq!(&dst[..n], &buf[..n], "{n} {at} {other}");
                     buf[at] = b'a';
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_limit_is_exact_under_tiny_chunks() {
+        const MAX: usize = 40;
+        for size in 1..TINY + 2 {
+            for len in [MAX - 1, MAX, MAX + 1, MAX + 9] {
+                let mut input = vec![b'x'; len];
+                input[..5].copy_from_slice(b"data:");
+                input.extend_from_slice(b"\n\n");
+                let mut insp = Inspector::new(MAX, 1 << 20);
+                let mut fed = 0;
+                let mut stopped_at = None;
+                for c in input.chunks(size) {
+                    fed += c.len();
+                    if let Some(stop) = insp.feed(c) {
+                        assert!(matches!(stop, Stop::Limit(_)), "{size} {len}");
+                        stopped_at = Some(fed);
+                        break;
+                    }
+                }
+                // The line's bytes (without its end) exceed the limit in the chunk that holds
+                // byte MAX + 1; nothing is reported when they do not.
+                let want = (len > MAX).then(|| ((MAX + 1).div_ceil(size) * size).min(input.len()));
+                assert_eq!(stopped_at, want, "chunks of {size}, line of {len}");
+                if want.is_none() {
+                    assert_eq!(insp.buffered_len(), 0, "{size} {len}");
                 }
             }
         }
