@@ -100,7 +100,8 @@ pub struct Parser {
     discard_line: bool,
     discard_event: bool,
     finished: bool,
-    event_type: Option<Bytes>,
+    /// The block's event type, as text (empty when its `event` field was empty).
+    event_type: Option<ByteString>,
     data_lines: usize,
     data_first: Bytes,
     data_join: BytesMut,
@@ -167,11 +168,27 @@ impl Parser {
         if self.finished || chunk.is_empty() {
             return;
         }
-        if self.chunk.is_empty() && self.input.is_empty() {
-            self.chunk = chunk;
-        } else {
+        if !(self.chunk.is_empty() && self.input.is_empty()) {
             self.input.push_back(chunk);
+        } else if !self.continue_line(&chunk) {
+            self.chunk = chunk;
         }
+    }
+
+    /// Takes a chunk that falls wholly inside the line being read (small chunks mostly do) by
+    /// appending it to the line buffer, if there is room; returns whether it did.
+    #[inline]
+    fn continue_line(&mut self, chunk: &[u8]) -> bool {
+        // (A partial line is only held once the BOM is settled and no LF is pending.)
+        if !self.line.is_empty()
+            && self.line.capacity() - self.line.len() >= chunk.len()
+            && self.line.len() + chunk.len() <= self.max_line
+            && find_line_end(chunk).is_none()
+        {
+            self.line.extend_from_slice(chunk);
+            return true;
+        }
+        false
     }
 
     /// Signals the end of input. Events still buffered can be drained with
@@ -218,53 +235,58 @@ impl Parser {
                     }
                     return None;
                 };
-                self.chunk = next;
-                continue;
-            }
-            if self.skip_lf {
-                self.skip_lf = false;
-                if self.chunk[0] == b'\n' {
-                    self.chunk.advance(1);
-                    continue;
-                }
-            }
-            if !self.bom_done {
-                // Match the BOM byte by byte so that it may be split across chunks.
-                let b = self.chunk[0];
-                if b == BOM[usize::from(self.bom_matched)] {
-                    self.chunk.advance(1);
-                    self.bom_matched += 1;
-                    if self.bom_matched == 3 {
-                        self.bom_done = true;
-                    }
-                } else {
-                    self.bom_done = true;
-                    let matched = usize::from(self.bom_matched);
-                    self.line.extend_from_slice(&BOM[..matched]);
+                if !self.continue_line(&next) {
+                    self.chunk = next;
                 }
                 continue;
             }
-            // A chunk in the middle of a long line (small chunks mostly are): just keep it.
-            if !self.line.is_empty()
-                && self.line.capacity() - self.line.len() >= self.chunk.len()
-                && self.line.len() + self.chunk.len() <= self.max_line
-                && find_line_end(&self.chunk).is_none()
-            {
-                self.line.extend_from_slice(&self.chunk);
-                self.chunk = Bytes::new();
+            if self.skip_lf || !self.bom_done {
+                self.chunk_start();
                 continue;
             }
-            // Read the chunk as a plain slice, then keep what is left of it.
-            let mut chunk = std::mem::take(&mut self.chunk);
-            let (used, out) = self.read_chunk(&chunk);
-            if used < chunk.len() {
-                chunk.advance(used);
-                self.chunk = chunk;
-            }
-            if out.is_some() {
-                return out;
+            if let Some(out) = self.read_current() {
+                return Some(out);
             }
         }
+    }
+
+    /// Handles the start of the chunk at hand: the LF of a CR LF split across chunks, or a
+    /// byte of the BOM (matched byte by byte so that it may be split across chunks).
+    #[cold]
+    fn chunk_start(&mut self) {
+        if self.skip_lf {
+            self.skip_lf = false;
+            if self.chunk[0] == b'\n' {
+                self.chunk.advance(1);
+            }
+            return;
+        }
+        let b = self.chunk[0];
+        if b == BOM[usize::from(self.bom_matched)] {
+            self.chunk.advance(1);
+            self.bom_matched += 1;
+            if self.bom_matched == 3 {
+                self.bom_done = true;
+            }
+        } else {
+            self.bom_done = true;
+            let matched = usize::from(self.bom_matched);
+            self.line.extend_from_slice(&BOM[..matched]);
+        }
+    }
+
+    /// Reads the chunk at hand as a plain slice up to the next event or error, then keeps what
+    /// is left of it. Out of line, so that `next_event` stays small for the many calls that
+    /// find nothing to read.
+    #[inline(never)]
+    fn read_current(&mut self) -> Option<Result<Event, Error>> {
+        let mut chunk = std::mem::take(&mut self.chunk);
+        let (used, out) = self.read_chunk(&chunk);
+        if used < chunk.len() {
+            chunk.advance(used);
+            self.chunk = chunk;
+        }
+        out
     }
 
     /// Reads lines of `chunk` (which has no BOM or pending LF left at its start) until an event
@@ -324,7 +346,7 @@ impl Parser {
                     self.drop_event();
                     Err(Error::line_too_long(self.max_line))
                 } else {
-                    self.process_line(chunk, start, end)
+                    self.process_line(Src::Chunk(chunk), start, end)
                 }
             } else if self.line.len() + i > self.max_line {
                 self.line.clear();
@@ -332,8 +354,9 @@ impl Parser {
                 Err(Error::line_too_long(self.max_line))
             } else {
                 append_bounded(&mut self.line, &bytes[start..end], self.max_line);
-                let line = self.line.split().freeze();
-                self.process_line(&line, 0, line.len())
+                let out = self.process_line(Src::Line, 0, self.line.len());
+                self.line.clear();
+                out
             };
             if empty {
                 // The block the fast path gave up on is over.
@@ -450,7 +473,7 @@ impl Parser {
         let event = Event {
             event: event_type
                 .filter(|t| !t.is_empty())
-                .map(|t| text_of(chunk, t)),
+                .map(|t| event_type_of(chunk, t)),
             data,
             id: self.current_id(),
             retry,
@@ -458,10 +481,10 @@ impl Parser {
         Some((pos, Some(event)))
     }
 
-    /// One complete line, `src[start..end]`, without its line end.
+    /// One complete line, `start..end` of `src`, without its line end.
     fn process_line(
         &mut self,
-        src: &Bytes,
+        src: Src<'_>,
         start: usize,
         end: usize,
     ) -> Result<Option<Event>, Error> {
@@ -476,24 +499,34 @@ impl Parser {
         if self.discard_event {
             return Ok(None);
         }
-        let Some((field, value_at)) = split_field(&src[start..end]) else {
+        let bytes: &[u8] = match src {
+            Src::Chunk(chunk) => chunk,
+            Src::Line => &self.line,
+        };
+        let Some((field, value_at)) = split_field(&bytes[start..end]) else {
             return Ok(None);
         };
         let mut value = start + value_at;
-        if value < end && src[value] == b' ' {
+        if value < end && bytes[value] == b' ' {
             value += 1;
         }
+        let value = value..end;
         match field {
-            Field::Data => self.push_data(src, value..end)?,
-            // A slice of an empty range holds no reference to the chunk.
-            Field::Event => self.event_type = Some(src.slice(value..end)),
+            Field::Data => self.push_data(src, value)?,
+            Field::Event => {
+                let name = match well_known_type(&bytes[value.clone()]) {
+                    Some(name) => name,
+                    None => self.take_text(src, value),
+                };
+                self.event_type = Some(name);
+            }
             Field::Id => {
-                if memchr::memchr(0, &src[value..end]).is_none() {
-                    self.last_id = text_of(src, value..end);
+                if memchr::memchr(0, &bytes[value.clone()]).is_none() {
+                    self.last_id = self.take_text(src, value);
                 }
             }
             Field::Retry => {
-                if let Some(d) = parse_retry(&src[value..end]) {
+                if let Some(d) = parse_retry(&bytes[value]) {
                     self.reconnect = Some(d);
                     self.block_retry = Some(d);
                 }
@@ -502,27 +535,55 @@ impl Parser {
         Ok(None)
     }
 
-    fn push_data(&mut self, src: &Bytes, value: Range<usize>) -> Result<(), Error> {
+    /// `range` of `src` as shared bytes: a counted slice of the chunk, or the range split off
+    /// the line buffer (whose memory the line buffer reclaims once the slice is dropped). An
+    /// empty range holds no reference.
+    fn take_bytes(&mut self, src: Src<'_>, range: Range<usize>) -> Bytes {
+        match src {
+            Src::Chunk(chunk) => chunk.slice(range),
+            Src::Line if range.is_empty() => Bytes::new(),
+            Src::Line => {
+                let mut part = self.line.split_to(range.end);
+                part.advance(range.start);
+                part.freeze()
+            }
+        }
+    }
+
+    /// `range` of `src` as text (see [`text_of`]).
+    fn take_text(&mut self, src: Src<'_>, range: Range<usize>) -> ByteString {
+        match src {
+            Src::Chunk(chunk) => text_of(chunk, range),
+            Src::Line => {
+                let bytes = self.take_bytes(src, range);
+                text_of(&bytes, 0..bytes.len())
+            }
+        }
+    }
+
+    fn push_data(&mut self, src: Src<'_>, value: Range<usize>) -> Result<(), Error> {
         let added = value.len() + usize::from(self.data_lines > 0);
         if self.data_len + added > self.max_event {
             self.drop_event();
             return Err(Error::event_too_long(self.max_event));
         }
         self.data_len += added;
-        match self.data_lines {
-            0 => self.data_first = src.slice(value),
-            1 => {
-                self.data_join.clear();
-                let first = std::mem::take(&mut self.data_first);
-                append_bounded(&mut self.data_join, &first, self.max_event);
-                append_bounded(&mut self.data_join, b"\n", self.max_event);
-                append_bounded(&mut self.data_join, &src[value], self.max_event);
-            }
-            _ => {
-                append_bounded(&mut self.data_join, b"\n", self.max_event);
-                append_bounded(&mut self.data_join, &src[value], self.max_event);
-            }
+        if self.data_lines == 0 {
+            self.data_first = self.take_bytes(src, value);
+            self.data_lines = 1;
+            return Ok(());
         }
+        let bytes: &[u8] = match src {
+            Src::Chunk(chunk) => chunk,
+            Src::Line => &self.line,
+        };
+        if self.data_lines == 1 {
+            self.data_join.clear();
+            let first = std::mem::take(&mut self.data_first);
+            append_bounded(&mut self.data_join, &first, self.max_event);
+        }
+        append_bounded(&mut self.data_join, b"\n", self.max_event);
+        append_bounded(&mut self.data_join, &bytes[value], self.max_event);
         self.data_lines += 1;
         Ok(())
     }
@@ -546,7 +607,7 @@ impl Parser {
             return Err(Error::event_too_long(self.max_event));
         }
         Ok(Some(Event {
-            event: event_type.map(|t| text_of(&t, 0..t.len())),
+            event: event_type,
             data,
             id: self.current_id(),
             retry,
@@ -585,6 +646,14 @@ impl Parser {
         self.discard_event = false;
         self.clear_event();
     }
+}
+
+/// Where a complete line is: in the chunk being read, or (when it began in an earlier chunk)
+/// in the parser's line buffer.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Chunk(&'a Bytes),
+    Line,
 }
 
 /// The fields the parser acts on.
@@ -645,6 +714,50 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
     } else {
         memchr::memchr2(b'\n', b'\r', hay)
     }
+}
+
+/// The event types that Anthropic's Messages API and OpenAI's Responses API stream, and the
+/// default `message`, as static text.
+///
+/// An event type held as a slice of the input costs a UTF-8 check and two atomic reference
+/// count updates (one when the event is built, one when it is dropped); a static one costs
+/// neither, and the comparison is cheaper than the check. Any other type is a slice as usual.
+fn well_known_type(name: &[u8]) -> Option<ByteString> {
+    let name: &'static str = match name {
+        b"message" => "message",
+        b"error" => "error",
+        b"ping" => "ping",
+        b"message_start" => "message_start",
+        b"message_delta" => "message_delta",
+        b"message_stop" => "message_stop",
+        b"content_block_start" => "content_block_start",
+        b"content_block_delta" => "content_block_delta",
+        b"content_block_stop" => "content_block_stop",
+        b"response.created" => "response.created",
+        b"response.in_progress" => "response.in_progress",
+        b"response.completed" => "response.completed",
+        b"response.failed" => "response.failed",
+        b"response.incomplete" => "response.incomplete",
+        b"response.output_item.added" => "response.output_item.added",
+        b"response.output_item.done" => "response.output_item.done",
+        b"response.content_part.added" => "response.content_part.added",
+        b"response.content_part.done" => "response.content_part.done",
+        b"response.output_text.delta" => "response.output_text.delta",
+        b"response.output_text.done" => "response.output_text.done",
+        b"response.refusal.delta" => "response.refusal.delta",
+        b"response.refusal.done" => "response.refusal.done",
+        b"response.function_call_arguments.delta" => "response.function_call_arguments.delta",
+        b"response.function_call_arguments.done" => "response.function_call_arguments.done",
+        b"response.reasoning_summary_text.delta" => "response.reasoning_summary_text.delta",
+        b"response.reasoning_summary_text.done" => "response.reasoning_summary_text.done",
+        _ => return None,
+    };
+    Some(ByteString::from_static(name))
+}
+
+/// `range` of `chunk` as an event type: static text for a well-known type, else a slice.
+fn event_type_of(chunk: &Bytes, range: Range<usize>) -> ByteString {
+    well_known_type(&chunk[range.clone()]).unwrap_or_else(|| text_of(chunk, range))
 }
 
 /// `src[range]` as text: the same memory when it is UTF-8 (checked once, here), otherwise a
