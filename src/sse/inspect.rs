@@ -770,7 +770,7 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
 /// overlapping loads (the tiny-chunk path runs once per chunk, so a byte loop's 4 to 15
 /// compares and branches show).
 #[inline]
-fn small_has_line_end(hay: &[u8]) -> bool {
+pub(crate) fn small_has_line_end(hay: &[u8]) -> bool {
     let n = hay.len();
     if n >= 8 {
         let mut a = [0; 8];

@@ -1,4 +1,4 @@
-use super::{Error, Event};
+use super::{Error, Event, inspect::small_has_line_end};
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::{collections::VecDeque, ops::Range, time::Duration};
@@ -183,7 +183,7 @@ impl Parser {
         if !self.line.is_empty()
             && self.line.capacity() - self.line.len() >= chunk.len()
             && self.line.len() + chunk.len() <= self.max_line
-            && find_line_end(chunk).is_none()
+            && !has_line_end(chunk)
         {
             self.line.extend_from_slice(chunk);
             return true;
@@ -750,6 +750,16 @@ fn well_known_type(name: &[u8]) -> Option<ByteString> {
         _ => return None,
     };
     Some(ByteString::from_static(name))
+}
+
+/// Whether `chunk` holds a CR or LF; a word at a time when it is small (the inspector's test).
+#[inline]
+fn has_line_end(chunk: &[u8]) -> bool {
+    if chunk.len() < 16 {
+        small_has_line_end(chunk)
+    } else {
+        find_line_end(chunk).is_some()
+    }
 }
 
 /// `range` of `chunk` as an event type: static text for a well-known type, else a slice.
