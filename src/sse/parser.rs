@@ -68,7 +68,16 @@ const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// very end of the chunk); the line-by-line path then reads the same block as usual, and the fast
 /// path is not tried again before that block has ended, so no byte is read more than twice.
 /// A chunk that falls wholly inside a line begun earlier (the usual case for small chunks) is
-/// appended to that line's buffer at once, without the line-by-line machinery.
+/// appended to that line's buffer as soon as it is pushed, without the line-by-line machinery.
+///
+/// Reference counts are atomic operations, and on small events they cost as much as the rest
+/// of the parsing, so the parser spends as few as it can: the event types of Anthropic's and
+/// OpenAI's streams are served as static text (see `well_known_type`); a line that spans chunks
+/// is read in place in the line buffer and only the value kept is split off it; and short ASCII
+/// values that are already a `Bytes` of their own (the data of the block that ends a chunk, a
+/// value split off the line buffer) are handed to `ByteString` whole instead of as a second,
+/// counted slice (see `into_text`). With one event per chunk and a well-known type, an event
+/// costs no reference count beyond the one of the chunk it came in.
 ///
 /// # Example
 ///
@@ -281,7 +290,8 @@ impl Parser {
     #[inline(never)]
     fn read_current(&mut self) -> Option<Result<Event, Error>> {
         let mut chunk = std::mem::take(&mut self.chunk);
-        let (used, out) = self.read_chunk(&chunk);
+        let (used, out) = self.read_chunk(&mut chunk);
+        // (The chunk is empty if its last event took it over.)
         if used < chunk.len() {
             chunk.advance(used);
             self.chunk = chunk;
@@ -291,11 +301,10 @@ impl Parser {
 
     /// Reads lines of `chunk` (which has no BOM or pending LF left at its start) until an event
     /// or an error comes out or the chunk is used up; returns how many bytes were used.
-    fn read_chunk(&mut self, chunk: &Bytes) -> (usize, Option<Result<Event, Error>>) {
-        let bytes: &[u8] = chunk;
+    fn read_chunk(&mut self, chunk: &mut Bytes) -> (usize, Option<Result<Event, Error>>) {
         let mut pos = 0;
         let mut fast = self.fast_path_on();
-        while pos < bytes.len() {
+        while pos < chunk.len() {
             if fast && self.at_block_start() {
                 match self.read_block(chunk, pos) {
                     Some((next, event)) => {
@@ -309,6 +318,8 @@ impl Parser {
                     None => fast = false,
                 }
             }
+            let chunk = &*chunk;
+            let bytes: &[u8] = chunk;
             let rest = &bytes[pos..];
             let Some(i) = find_line_end(rest) else {
                 // The line goes on in the next chunk.
@@ -398,7 +409,7 @@ impl Parser {
     /// The fields are noted as positions in `chunk` and applied at the empty line, exactly as
     /// reading the lines one by one would have left them: the last `event`, `id` (unless it
     /// contains NUL) and valid `retry` win.
-    fn read_block(&mut self, chunk: &Bytes, from: usize) -> Option<(usize, Option<Event>)> {
+    fn read_block(&mut self, chunk: &mut Bytes, from: usize) -> Option<(usize, Option<Event>)> {
         let bytes: &[u8] = chunk;
         let mut pos = from;
         let mut data = None;
@@ -449,17 +460,25 @@ impl Parser {
                 }
             }
         }
+        // A block that ends the chunk takes the chunk over for its data when that is short
+        // ASCII (see `into_text`): one reference count less per event when each chunk carries
+        // one, as when a server flushes each event.
+        let take_over = match &data {
+            Some(data) => pos == bytes.len() && is_short_ascii(&bytes[data.clone()]),
+            None => false,
+        };
         // Decoded first: U+FFFD replacements can make the text longer than the bytes, and an
         // event over the limit is the general path's to report (nothing has changed yet).
-        let data = match data {
-            Some(data) => {
-                let text = text_of(chunk, data);
+        // ASCII text is as long as its bytes, which were checked above.
+        let text = match &data {
+            Some(data) if !take_over => {
+                let text = text_of(chunk, data.clone());
                 if text.len() > self.max_event {
                     return None;
                 }
                 Some(text)
             }
-            None => None,
+            _ => None,
         };
         if let Some(id) = id {
             self.last_id = text_of(chunk, id);
@@ -470,10 +489,21 @@ impl Parser {
         let Some(data) = data else {
             return Some((pos, None));
         };
+        let event_type = event_type
+            .filter(|t| !t.is_empty())
+            .map(|t| event_type_of(chunk, t));
+        let data = match text {
+            Some(text) => text,
+            None => {
+                let mut whole = std::mem::take(chunk);
+                whole.truncate(data.end);
+                whole.advance(data.start);
+                // Cannot fail: ASCII is UTF-8.
+                ByteString::try_from(whole).unwrap_or_default()
+            }
+        };
         let event = Event {
-            event: event_type
-                .filter(|t| !t.is_empty())
-                .map(|t| event_type_of(chunk, t)),
+            event: event_type,
             data,
             id: self.current_id(),
             retry,
@@ -780,18 +810,27 @@ fn text_of(src: &Bytes, range: Range<usize>) -> ByteString {
     }
 }
 
-/// `bytes` as text (see [`text_of`]), handing them over whole when they are ASCII.
+/// `bytes` as text (see [`text_of`]), handing them over whole when they are short ASCII.
 ///
 /// `ByteString` checks the text itself when it takes bytes, and drops them if they are not
 /// UTF-8; the replacement text is then made from a second, counted, reference. ASCII cannot
-/// fail that check, so it is handed over without one: the word-at-a-time ASCII test costs less
-/// than the atomic increment and decrement of a reference count.
+/// fail that check, so it is handed over without one.
 fn into_text(bytes: Bytes) -> ByteString {
-    if is_ascii(&bytes) {
+    if is_short_ascii(&bytes) {
         // Cannot fail: ASCII is UTF-8.
         return ByteString::try_from(bytes).unwrap_or_default();
     }
     text_of(&bytes, 0..bytes.len())
+}
+
+/// Longest value worth testing for ASCII to save a reference count: the test reads every
+/// byte, and at about this length it costs as much as the atomic increment and decrement it
+/// saves (measured with the `sse` benchmark's 90- and 230-byte values).
+const SHORT_TEXT: usize = 256;
+
+/// Whether `bytes` are ASCII and at most [`SHORT_TEXT`] long.
+fn is_short_ascii(bytes: &[u8]) -> bool {
+    bytes.len() <= SHORT_TEXT && is_ascii(bytes)
 }
 
 /// Whether `bytes` are all ASCII, eight bytes at a time. (On the 200-byte values of our
