@@ -5,8 +5,8 @@ use std::{fmt, time::Duration};
 /// One dispatched server-sent event.
 ///
 /// The fields are [`Bytes`] slices of the input whenever the event's lines arrived whole in one
-/// chunk (no copy); they are always valid UTF-8 (invalid sequences were replaced with U+FFFD
-/// when the event was dispatched).
+/// chunk (no copy), except well-known event types, which are static text; they are always
+/// valid UTF-8 (invalid sequences were replaced with U+FFFD when the event was dispatched).
 ///
 /// They are held as [`ByteString`]s (`Bytes` known to be UTF-8): the text is checked once, when
 /// the event is built, and the accessors hand out `&str` without checking it again. Our crate

@@ -887,6 +887,16 @@ fn word_has_low_byte(word: u64) -> bool {
     word.wrapping_sub(ONES * 0x0E) & !word & HIGHS != 0
 }
 
+/// Whether `hay` (shorter than [`TINY`] bytes, as upstreams that send a few bytes at a time
+/// produce) holds a CR or LF: [`copy_small`]'s word-wide test, for the parser's tiny-chunk path
+/// (the copy goes to a scratch buffer the compiler drops). Longer input answers `true`, which
+/// sends the caller to its general path.
+#[inline]
+pub(crate) fn small_has_line_end(hay: &[u8]) -> bool {
+    debug_assert!(hay.len() < TINY);
+    hay.len() >= TINY || !copy_small(hay, &mut [0; TINY])
+}
+
 /// Whether any byte of `word` is CR or LF (the "has a zero byte" test on `word` XOR each).
 #[inline]
 fn word_has_line_end(word: u64) -> bool {
@@ -1048,6 +1058,23 @@ mod tests {
                     dst.fill(0);
                     assert!(copy_small(&buf[..n], &mut dst), "{n} {at} {other}");
                     assert_eq!(&dst[..n], &buf[..n], "{n} {at} {other}");
+                    buf[at] = b'a';
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_line_end_check_agrees_with_a_byte_loop() {
+        let mut buf = [b'a'; TINY - 1];
+        for n in 0..TINY {
+            assert!(!small_has_line_end(&buf[..n]));
+            for at in 0..n {
+                for (end, other) in [(b'\n', 0x8a), (b'\r', 0x0e), (b'\n', 0x0c), (b'\r', 0)] {
+                    buf[at] = end;
+                    assert!(small_has_line_end(&buf[..n]), "{n} {at}");
+                    buf[at] = other;
+                    assert!(!small_has_line_end(&buf[..n]), "{n} {at} {other}");
                     buf[at] = b'a';
                 }
             }
