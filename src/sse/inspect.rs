@@ -87,7 +87,7 @@ impl Stop {
 }
 
 /// Chunks shorter than this may take [`Inspector::append_tiny`] (see [`copy_small`]).
-const TINY: usize = 16;
+pub(crate) const TINY: usize = 16;
 
 /// The size of [`Inspector::append_tiny`]'s buffer: it is moved to `carry` once more than
 /// `TINY_BUF - TINY` bytes are in it, so there is always room for one more tiny chunk.

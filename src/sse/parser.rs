@@ -1,4 +1,7 @@
-use super::{Error, Event, inspect::small_has_line_end};
+use super::{
+    Error, Event,
+    inspect::{TINY, small_has_line_end},
+};
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use std::{collections::VecDeque, ops::Range, time::Duration};
@@ -785,7 +788,7 @@ fn well_known_type(name: &[u8]) -> Option<ByteString> {
 /// Whether `chunk` holds a CR or LF; a word at a time when it is small (the inspector's test).
 #[inline]
 fn has_line_end(chunk: &[u8]) -> bool {
-    if chunk.len() < 16 {
+    if chunk.len() < TINY {
         small_has_line_end(chunk)
     } else {
         find_line_end(chunk).is_some()
