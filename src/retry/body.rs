@@ -461,60 +461,61 @@ pin_project! {
     /// was read to classify it yields that prefix first, then the rest of the same inner body,
     /// so the caller receives the complete body byte for byte (frame boundaries may differ).
     pub struct ResponseBody<B> {
-        // What was read for classification, to serve again (boxed: only on the error path).
-        read: Option<Box<Replayed>>,
-        inner_done: bool,
         #[pin]
         inner: Inner<B>,
     }
 }
 
 pin_project! {
+    // An unread body is the inner body and nothing more, so that passing a response through
+    // costs one tag; everything a read body needs is behind one box.
     #[project = InnerProj]
     enum Inner<B> {
         Plain { #[pin] body: B },
-        Read { body: Pin<Box<B>> },
+        Read { read: Box<Replayed<B>> },
     }
 }
 
-struct Replayed {
+/// A response body that was read for classification: what was read, to serve again, and the
+/// rest of the inner body.
+struct Replayed<B> {
     prefix: Option<Bytes>,
     error: Option<BoxError>,
     trailers: Option<HeaderMap>,
+    /// The inner body ended (or failed) while it was read: nothing more comes from it.
+    inner_done: bool,
+    body: Pin<Box<B>>,
 }
 
 impl<B> ResponseBody<B> {
     pub(crate) fn plain(body: B) -> ResponseBody<B> {
         ResponseBody {
-            read: None,
-            inner_done: false,
             inner: Inner::Plain { body },
         }
     }
 
     pub(crate) fn replayed(prefix: Prefix, body: Pin<Box<B>>) -> ResponseBody<B> {
         ResponseBody {
-            read: Some(Box::new(Replayed {
-                prefix: Some(prefix.buf.freeze()).filter(|b| !b.is_empty()),
-                error: prefix.error,
-                trailers: prefix.trailers,
-            })),
-            inner_done: prefix.done,
-            inner: Inner::Read { body },
+            inner: Inner::Read {
+                read: Box::new(Replayed {
+                    prefix: Some(prefix.buf.freeze()).filter(|b| !b.is_empty()),
+                    error: prefix.error,
+                    trailers: prefix.trailers,
+                    inner_done: prefix.done,
+                    body,
+                }),
+            },
         }
     }
+}
 
-    fn pending_prefix(&self) -> usize {
-        self.read
-            .as_ref()
-            .and_then(|r| r.prefix.as_ref())
-            .map_or(0, Bytes::len)
+impl<B: Body> Replayed<B> {
+    fn has_pending(&self) -> bool {
+        self.prefix.is_some() || self.error.is_some() || self.trailers.is_some()
     }
 
-    fn has_pending(&self) -> bool {
-        self.read
-            .as_ref()
-            .is_some_and(|r| r.prefix.is_some() || r.error.is_some() || r.trailers.is_some())
+    fn pending_prefix(&self) -> u64 {
+        self.prefix.as_ref().map_or(0, |p| p.len() as u64)
     }
 }
 
@@ -531,47 +532,47 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        if let Some(read) = this.read.as_mut() {
-            if let Some(p) = read.prefix.take() {
-                return Poll::Ready(Some(Ok(Frame::data(p.into()))));
-            }
-            if let Some(e) = read.error.take() {
-                *this.inner_done = true;
-                return Poll::Ready(Some(Err(e)));
-            }
-            if let Some(t) = read.trailers.take() {
-                return Poll::Ready(Some(Ok(Frame::trailers(t))));
-            }
-        }
-        if *this.inner_done {
-            return Poll::Ready(None);
-        }
-        let polled = match this.inner.project() {
+        let polled = match self.project().inner.project() {
             InnerProj::Plain { body } => ready!(body.poll_frame(cx)),
-            InnerProj::Read { body } => ready!(body.as_mut().poll_frame(cx)),
+            InnerProj::Read { read } => {
+                if let Some(p) = read.prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(p.into()))));
+                }
+                if let Some(e) = read.error.take() {
+                    read.inner_done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                if let Some(t) = read.trailers.take() {
+                    return Poll::Ready(Some(Ok(Frame::trailers(t))));
+                }
+                if read.inner_done {
+                    return Poll::Ready(None);
+                }
+                ready!(read.body.as_mut().poll_frame(cx))
+            }
         };
         Poll::Ready(polled.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
-        !self.has_pending()
-            && (self.inner_done
-                || match &self.inner {
-                    Inner::Plain { body } => body.is_end_stream(),
-                    Inner::Read { body } => body.is_end_stream(),
-                })
+        match &self.inner {
+            Inner::Plain { body } => body.is_end_stream(),
+            Inner::Read { read } => {
+                !read.has_pending() && (read.inner_done || read.body.is_end_stream())
+            }
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        let prefix = self.pending_prefix() as u64;
-        if self.inner_done {
+        let read = match &self.inner {
+            Inner::Plain { body } => return body.size_hint(),
+            Inner::Read { read } => read,
+        };
+        let prefix = read.pending_prefix();
+        if read.inner_done {
             return SizeHint::with_exact(prefix);
         }
-        let inner = match &self.inner {
-            Inner::Plain { body } => body.size_hint(),
-            Inner::Read { body } => body.size_hint(),
-        };
+        let inner = read.body.size_hint();
         let mut h = SizeHint::new();
         h.set_lower(inner.lower().saturating_add(prefix));
         if let Some(u) = inner.upper() {
@@ -583,14 +584,12 @@ where
 
 impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix_len = match &self.inner {
+            Inner::Plain { .. } => None,
+            Inner::Read { read } => Some(read.prefix.as_ref().map_or(0, Bytes::len)),
+        };
         f.debug_struct("ResponseBody")
-            .field(
-                "prefix_len",
-                &self
-                    .read
-                    .as_ref()
-                    .map(|r| r.prefix.as_ref().map_or(0, Bytes::len)),
-            )
+            .field("prefix_len", &prefix_len)
             .finish_non_exhaustive()
     }
 }
