@@ -210,6 +210,11 @@ impl<B> ResponseBody<B> {
             }
             state.pending = Some(error);
         }
+        // What follows the held chunks continues after the last of them (with none held, the
+        // stream's start stays the boundary it is).
+        if !held.is_empty() {
+            state.prev_end = ChunkEnd::of(&last);
+        }
         held.retain(|b| !b.is_empty());
         state.held = held;
         ResponseBody {
@@ -405,7 +410,48 @@ fn block_start(bytes: &[u8], prev: ChunkEnd) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ChunkEnd, block_start};
+    use super::{ChunkEnd, ResponseBody, block_start};
+    use crate::sse::{InBandReport, Mode, inspect::Inspector};
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::collections::VecDeque;
+
+    /// A body resumed after held chunks reads the next chunk as following the last held one:
+    /// an error event that starts right after the held chunks' final empty line is withheld
+    /// whole.
+    #[tokio::test]
+    async fn resumed_body_continues_after_the_last_held_chunk() {
+        // The last held chunk ends the block the one before it left open: only the last one
+        // tells that the next chunk starts a new block.
+        let held = ["data: a", "\n\n"];
+        let mut inspector = Inspector::new(usize::MAX, usize::MAX);
+        for chunk in held {
+            assert!(inspector.feed_chunk(chunk.as_bytes()).is_none());
+        }
+        let inner = Full::new(Bytes::from_static(
+            b"data: {\"error\":{\"message\":\"down\",\"type\":\"server_error\"}}\n\n",
+        ));
+        let held = held.iter().map(|c| Bytes::from_static(c.as_bytes()));
+        let mut body = ResponseBody::resume(
+            inner,
+            inspector,
+            held.collect::<VecDeque<_>>(),
+            None,
+            Mode::Fail,
+            InBandReport::new(),
+        )
+        .withholding(true);
+        let mut out = Vec::new();
+        let error = loop {
+            match body.frame().await {
+                Some(Ok(frame)) => out.extend_from_slice(&frame.into_data().unwrap_or_default()),
+                Some(Err(e)) => break e,
+                None => panic!("the body ended without its in-band error"),
+            }
+        };
+        assert_eq!(out, b"data: a\n\n");
+        assert!(error.is::<crate::ApiError>(), "{error}");
+    }
 
     #[test]
     fn block_start_finds_the_last_event() {
