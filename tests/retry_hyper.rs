@@ -224,3 +224,78 @@ async fn connection_refused_is_retried_then_reported_with_attempts() {
     assert!(err.is_transport());
     assert_eq!(err.attempts(), 3);
 }
+
+/// Reads one HTTP/1.1 request (head and `content-length` body) from `stream`, byte for byte.
+async fn read_raw_request(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert!(raw.len() < 64 * 1024, "request head too long");
+        if stream.read(&mut byte).await.unwrap() == 0 {
+            return raw;
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await.unwrap();
+    raw.extend_from_slice(&body);
+    raw
+}
+
+/// The retried request is the same on the wire: request line, every header field in the same
+/// order (a name repeated, interleaved with others), and body. Read from the socket, not from a
+/// server's parsed header map.
+#[tokio::test]
+async fn retried_request_is_identical_on_the_wire() {
+    use tokio::io::AsyncWriteExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        for status in ["503 Service Unavailable", "200 OK"] {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let raw = read_raw_request(&mut stream).await;
+            seen2.lock().unwrap().push(raw);
+            let reply =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+            stream.write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    let svc = ServiceBuilder::new()
+        .layer(fast())
+        .service(client::<Full<Bytes>>());
+    let req = Request::post(format!("http://{addr}/v1/chat?stream=false"))
+        .header("content-type", "application/json")
+        .header("x-trace", "one")
+        .header("authorization", "Bearer sk-test-not-a-secret")
+        .header("x-trace", "two")
+        .header("accept", "application/json")
+        .header("x-trace", "three")
+        .header("x-custom-Name", "v")
+        .body(Full::new(Bytes::from_static(br#"{"model":"m"}"#)))
+        .unwrap();
+    let resp = svc.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    let first = String::from_utf8(seen[0].clone()).unwrap();
+    assert!(
+        first.starts_with("POST /v1/chat?stream=false HTTP/1.1\r\n"),
+        "{first}"
+    );
+    assert!(first.ends_with("\r\n\r\n{\"model\":\"m\"}"), "{first}");
+    let traces: Vec<&str> = first
+        .lines()
+        .filter(|l| l.starts_with("x-trace:"))
+        .collect();
+    assert_eq!(traces, ["x-trace: one", "x-trace: two", "x-trace: three"]);
+    assert_eq!(String::from_utf8(seen[1].clone()).unwrap(), first);
+}

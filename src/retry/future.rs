@@ -9,7 +9,9 @@ use super::{
 use crate::sse::is_event_stream;
 use crate::{ApiError, BoxError, error::ParseOptions};
 use bytes::Bytes;
-use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
+use http::{
+    Extensions, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version,
+};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use std::{
@@ -28,9 +30,38 @@ pub(crate) struct SavedRequest<B> {
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    headers: SavedHeaders,
     extensions: Extensions,
     body: ReplaySource<B>,
+}
+
+/// The request's header fields, kept as a list in the map's iteration order.
+///
+/// Not a `HeaderMap` clone: a map is two allocations (its index table and its entries), this
+/// list is one, and it is read only when a retry actually happens. Rebuilding the map by
+/// appending the fields in iteration order gives a map that iterates (and so is written to the
+/// wire) exactly as the original: names in the order they first appeared, each name's values
+/// in order.
+struct SavedHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl SavedHeaders {
+    #[inline(always)]
+    fn new(headers: &HeaderMap) -> SavedHeaders {
+        let mut fields = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            fields.push((name.clone(), value.clone()));
+        }
+        SavedHeaders(fields)
+    }
+
+    fn to_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::try_with_capacity(self.0.len()).unwrap_or_default();
+        for (name, value) in &self.0 {
+            // Cannot fail: the original map held these fields.
+            let _ = map.try_append(name.clone(), value.clone());
+        }
+        map
+    }
 }
 
 impl<B> SavedRequest<B> {
@@ -40,7 +71,7 @@ impl<B> SavedRequest<B> {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
-            headers: req.headers().clone(),
+            headers: SavedHeaders::new(req.headers()),
             extensions: req.extensions().clone(),
             body,
         }
@@ -55,7 +86,7 @@ impl<B> SavedRequest<B> {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
+        *req.headers_mut() = self.headers.to_map();
         *req.extensions_mut() = self.extensions.clone();
         if let Some(name) = attempt_header {
             req.headers_mut()
@@ -636,5 +667,40 @@ impl<S, F, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, F, ReqBody, ResBod
             .field("state", &state)
             .field("retries", &self.retries)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        map.iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn saved_headers_rebuild_the_same_map() {
+        let mut many = HeaderMap::new();
+        for i in 0..40u32 {
+            let name = HeaderName::from_bytes(format!("x-h{}", i % 7).as_bytes()).unwrap();
+            many.append(name, HeaderValue::from(i));
+        }
+        let mut mixed = HeaderMap::new();
+        for (n, v) in [
+            ("x-b", "1"),
+            ("accept", "a"),
+            ("x-b", "2"),
+            ("authorization", "Bearer k"),
+            ("x-b", "3"),
+        ] {
+            mixed.append(n, HeaderValue::from_static(v));
+        }
+        for map in [HeaderMap::new(), mixed, many] {
+            let rebuilt = SavedHeaders::new(&map).to_map();
+            assert_eq!(fields(&rebuilt), fields(&map));
+            assert_eq!(rebuilt, map);
+        }
     }
 }
