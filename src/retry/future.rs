@@ -703,4 +703,28 @@ mod tests {
             assert_eq!(rebuilt, map);
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any sequence of appends and inserts over a few names: the rebuilt map iterates
+        /// exactly as the original.
+        #[test]
+        fn saved_headers_round_trip(
+            ops in proptest::collection::vec((0usize..5, 0u32..1000, proptest::bool::ANY), 0..60),
+        ) {
+            const NAMES: [&str; 5] = ["x-a", "accept", "x-b", "authorization", "x-c"];
+            let mut map = HeaderMap::new();
+            for (name, value, append) in ops {
+                let name = HeaderName::from_static(NAMES[name]);
+                if append {
+                    map.append(name, HeaderValue::from(value));
+                } else {
+                    map.insert(name, HeaderValue::from(value));
+                }
+            }
+            let rebuilt = SavedHeaders::new(&map).to_map();
+            proptest::prop_assert_eq!(fields(&rebuilt), fields(&map));
+        }
+    }
 }
